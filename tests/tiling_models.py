@@ -58,3 +58,35 @@ class FaultyModel(nn.Module):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected)")
         self.done.extend(x.detach().clone())
         return self.model(x)
+
+
+def seam_stats(model, image: torch.Tensor, tile: int = 64, overlap: int = 16) -> dict:
+    """Tiled vs untiled output of one [1, 3, H, W] image: PSNR overall, in the blend zones and elsewhere.
+
+    Blend zones are the output rows/columns within half a ramp of each ramp centre between neighbouring tiles.
+    """
+    import math
+
+    import swin2sr
+    from swin2sr.tiling import Grid, padded
+
+    with torch.inference_mode():
+        reference = model(image).clamp(0, 1)
+    tiled = swin2sr.upscale(model, image, tile=tile, overlap=overlap, max_input_size=0)
+    s, m = model.scale, model.config.window_size
+    grid = Grid(padded(image.shape[-2], m), padded(image.shape[-1], m), tile, tile, min(overlap, tile // 3), s, m)
+    zone = torch.zeros(reference.shape[-2:], dtype=torch.bool)
+    half = grid.overlap * s / 2
+    for starts, size, axis in ((grid.ys, grid.tile_h, 0), (grid.xs, grid.tile_w, 1)):
+        coords = torch.arange(reference.shape[-2 + axis]) + 0.5
+        for a, b in zip(starts, starts[1:]):
+            near = (coords - (b + a + size) / 2 * s).abs() < half
+            zone |= near[:, None] if axis == 0 else near[None, :]
+    err = (tiled - reference) ** 2
+
+    def psnr(mse: float) -> float:
+        return 10 * math.log10(1 / mse) if mse > 0 else float("inf")
+
+    border = err[..., zone].mean().item() if zone.any() else 0.0
+    inner = err[..., ~zone].mean().item()
+    return {"tiles": len(grid), "psnr": psnr(err.mean().item()), "border": psnr(border), "interior": psnr(inner)}
