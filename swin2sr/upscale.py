@@ -9,6 +9,7 @@ the decision and the final size before any work starts.
 
 from __future__ import annotations
 
+import copy
 import logging
 import resource
 import time
@@ -329,34 +330,40 @@ class _Forward:
 
 
 class _prepared:
-    """Context: the model on `device` in `dtype` for the run (an fp32 copy made on demand), restored afterwards."""
+    """Context: a callable running the model on `device` in a given dtype; the caller's model is left as it was.
+
+    The model is moved to `device` for the run and moved back afterwards (lossless).
+    Other dtypes run on a cast copy, made once per dtype: casting the caller's
+    weights to half and back would lose precision for good.
+    """
 
     def __init__(self, model, device: torch.device, dtype: torch.dtype) -> None:
         self.model, self.device, self.dtype = model, device, dtype
+        self.copies: dict[torch.dtype, torch.nn.Module] = {}
 
     def __enter__(self) -> Callable[[torch.Tensor, torch.dtype], torch.Tensor]:
         params = list(self.model.parameters()) if hasattr(self.model, "parameters") else []
-        self.original = (params[0].device, params[0].dtype) if params else None
-        if params:
-            self.model.to(self.device, self.dtype)
+        self.home = params[0].device if params else None
+        self.own_dtype = params[0].dtype if params else None
+        if self.home is not None and self.home != self.device:
+            self.model.to(self.device)
         return self._run
 
-    def _run(self, tiles: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        if dtype != self.dtype and self.original is not None:
-            self.model.to(dtype=dtype)  # rare: the fp32 redo of a non-finite half-precision batch
-            try:
-                return self._call(tiles, dtype)
-            finally:
-                self.model.to(dtype=self.dtype)
-        return self._call(tiles, dtype)
+    def _variant(self, dtype: torch.dtype):
+        if self.own_dtype is None or dtype == self.own_dtype:
+            return self.model
+        if dtype not in self.copies:
+            self.copies[dtype] = copy.deepcopy(self.model).to(dtype=dtype)
+        return self.copies[dtype]
 
-    def _call(self, tiles: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    def _run(self, tiles: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         with torch.inference_mode():
-            return self.model(tiles.to(self.device, dtype, non_blocking=True))
+            return self._variant(dtype)(tiles.to(self.device, dtype, non_blocking=True))
 
     def __exit__(self, *exc) -> None:
-        if self.original is not None:
-            self.model.to(*self.original)
+        self.copies.clear()
+        if self.home is not None and self.home != self.device:
+            self.model.to(self.home)
 
 
 def _release(device: torch.device) -> None:
