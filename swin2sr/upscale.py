@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from . import images, memory, settings
-from .tiling import MIN_TILE, TileRunner, UpscaleCancelled, align_down, tile_count
+from .tiling import MIN_TILE, TileRunner, UpscaleCancelled, align_down, tile_grid
 from .tiling import is_oom as default_is_oom
 
 log = logging.getLogger("swin2sr")
@@ -69,7 +69,8 @@ class UpscalePlan:
         if self.tiles_per_image == 1:
             tiles = f"untiled {self.tile_w}x{self.tile_h}"
         else:
-            tiles = f"tile {self.tile}, {self.tiles_per_batch} per batch ({self.tiles_per_image} tiles per image)"
+            size = f"{self.tile_h}" if self.tile_h == self.tile_w else f"{self.tile_w}x{self.tile_h}"
+            tiles = f"tile {size}, {self.tiles_per_batch} per batch ({self.tiles_per_image} tiles per image)"
         if self.tile_source != "auto":
             tiles += f" [{self.tile_source}]"
         h, w = self.output_size
@@ -181,10 +182,12 @@ def plan_upscale(
     mh, mw = prescaled_size(height, width, scale, max_input_size)
     budget, free = memory.memory_budget(device, memory_budget, free_memory)
     multiple = tile_multiple(model)
-    ph, pw = memory.padded(mh, multiple), memory.padded(mw, multiple)
 
-    def cost(side: int, k: int = 1) -> int:
-        return memory.estimate_memory(model, min(side, ph), min(side, pw), k, dtype)
+    def cost(grid, k: int = 1) -> int:
+        return memory.estimate_memory(model, grid.tile_h, grid.tile_w, k, dtype)
+
+    def grid_of(side: int):
+        return tile_grid(mh, mw, side, overlap, scale, multiple)
 
     fixed = settings.tile_size(tile)
     if fixed is not None:
@@ -192,12 +195,14 @@ def plan_upscale(
         side = max(mh, mw) if fixed == 0 else align_down(fixed, multiple)
     else:
         source = "auto"
-        side = _largest_fitting_tile(cost, max(mh, mw), multiple, budget)
+        # the forecast for a tile side before balancing grows with the side: searchable, and balancing only shrinks
+        side = _largest_fitting_tile(
+            lambda t: memory.estimate_memory(model, min(t, mh), min(t, mw), 1, dtype), max(mh, mw), multiple, budget
+        )
     side = min(side, memory.padded(max(mh, mw), multiple))
-    overlap = max(0, min(overlap, side // 3))
-    n_tiles = tile_count(mh, mw, side, overlap, multiple)
+    grid = grid_of(side)
     per_batch = 1
-    while per_batch < min(n_tiles, MAX_TILES_PER_BATCH) and cost(side, per_batch + 1) <= budget:
+    while per_batch < min(len(grid), MAX_TILES_PER_BATCH) and cost(grid, per_batch + 1) <= budget:
         per_batch += 1
     return UpscalePlan(
         input_size=(height, width),
@@ -206,14 +211,14 @@ def plan_upscale(
         scale=scale,
         batch=batch,
         tile=side,
-        tile_h=min(side, ph),
-        tile_w=min(side, pw),
-        overlap=overlap,
-        tiles_per_image=n_tiles,
+        tile_h=grid.tile_h,
+        tile_w=grid.tile_w,
+        overlap=grid.overlap,
+        tiles_per_image=len(grid),
         tiles_per_batch=per_batch,
         dtype=dtype,
         device=device,
-        predicted_bytes=cost(side, per_batch),
+        predicted_bytes=cost(grid, per_batch),
         budget_bytes=budget,
         free_bytes=free,
         tile_source=source,
