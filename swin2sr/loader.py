@@ -209,7 +209,7 @@ def read_file(path: Path, notes: list[str]) -> tuple[object, dict[str, str]]:
     if head[:1] == b"\x80":
         notes.append("legacy PyTorch pickle")
         return _torch_load(path, "a legacy PyTorch pickle"), {}
-    if _looks_like_safetensors(head, size):
+    if _looks_like_safetensors(head):
         notes.append("safetensors")
         return _safetensors_load(path)
     raise CheckpointError(f"{path} is not a model checkpoint: it {_describe_foreign_bytes(head)}")
@@ -233,14 +233,16 @@ def _refused_pickle_message(path: Path, error: str) -> str:
     if "Weights only load failed" not in error:
         return f"{path} looks like a PyTorch file but its pickle is damaged ({_first_line(error)}); download it again"
     return (
-        f"{path} contains Python objects other than tensors{what}, such as code; it was not loaded, for safety "
-        "(torch.load with weights_only=True refused it). If you trust its source, load it once in a separate "
+        f"{path} contains pickled Python objects, not only tensors{what}; it was not loaded, for safety, because "
+        "unpickling them can run code (torch.load with weights_only=True refused it). If you trust its source, "
+        "load it once in a separate "
         "Python with torch.load(..., weights_only=False) and save the state dict with "
         "safetensors.torch.save_file(state_dict, 'model.safetensors'), then use that file"
     )
 
 
-def _looks_like_safetensors(head: bytes, size: int) -> bool:
+def _looks_like_safetensors(head: bytes) -> bool:
+    """An 8-byte little-endian header length followed by the JSON header."""
     if len(head) < 9:
         return False
     (header_len,) = struct.unpack("<Q", head[:8])
@@ -365,14 +367,14 @@ def infer_config(state: StateDict, metadata: Mapping[str, str] | None = None) ->
     """The network configuration, from tensor shapes and key names (plus our own safetensors metadata).
 
     Window size comes from the stored index buffer or shift mask; files
-    without buffers (Hugging Face, our safetensors) use their metadata or the
-    release value 8.  img_range is 255 exactly for window 7, as in the JPEG
+    without buffers (Hugging Face, our safetensors) use their metadata
+    (safetensors metadata or a Hugging Face config.json) or the release value 8.  img_range is 255 exactly for window 7, as in the JPEG
     releases (spandrel uses the same rule).
     """
     metadata = metadata or {}
     embed_dim, in_chans = state["conv_first.weight"].shape[:2]
     depths = _stage_depths(state)
-    window = int(metadata.get("window_size", 0)) or _window_size(state) or 8
+    window = _window_size(state) or int(metadata.get("window_size", 0)) or 8
     upsampler = _upsampler(state)
     _reject_unsupported(state)
     return Swin2SRConfig(
@@ -382,7 +384,7 @@ def infer_config(state: StateDict, metadata: Mapping[str, str] | None = None) ->
             int(state[f"layers.{i}.residual_group.blocks.0.attn.logit_scale"].shape[0]) for i in range(len(depths))
         ),
         window_size=window,
-        img_size=int(metadata.get("img_size", 0)) or _img_size(state, window) or window * 8,
+        img_size=_img_size(state, window) or int(metadata.get("img_size", 0)) or window * 8,
         mlp_ratio=state["layers.0.residual_group.blocks.0.mlp.fc1.weight"].shape[0] / embed_dim,
         upsampler=upsampler,
         img_range=float(metadata.get("img_range", 255.0 if window == 7 else 1.0)),
