@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import importlib.resources
 import json
-import logging
 import math
 import os
 import pickle
@@ -35,8 +34,6 @@ import torch
 
 from . import hf_names
 from .arch import Swin2SR, Swin2SRConfig
-
-log = logging.getLogger("swin2sr")
 
 StateDict = dict[str, torch.Tensor]
 Source = Union[str, os.PathLike, Mapping]

@@ -54,7 +54,7 @@ def test_upscale_writes_a_lossless_png_of_the_scaled_size(photo, tiny_model_path
     assert cli.main(["upscale", str(photo), "-o", str(out), "--model", str(tiny_model_path)]) == 0
     with Image.open(out) as result:
         assert (result.format, result.size, result.mode) == ("PNG", (20, 24), "RGB")
-    assert "2/2 tiles" in capsys.readouterr().err  # the progress bar
+    assert "2/2," in capsys.readouterr().err  # the progress bar
 
 
 def test_upscale_passes_the_processing_flags_to_swin2sr_upscale(photo, tiny_model_path, fake_upscale, tmp_path):
@@ -105,12 +105,19 @@ def test_16_bit_grayscale_input_keeps_its_full_precision(tmp_path):
     assert image.dtype == np.uint16 and np.array_equal(image, values)
 
 
-def test_16_bit_output_stays_16_bit_in_png_and_becomes_8_bit_elsewhere(tmp_path):
+def test_16_bit_output_stays_16_bit_in_png_and_becomes_8_bit_in_jpeg(tmp_path):
     values = np.array([[0, 257 * 3], [40000, 65535]], dtype=np.uint16)
     cli.write_image_atomically(values, tmp_path / "a.png", cli.output_format_for(tmp_path / "a.png"))
     cli.write_image_atomically(values, tmp_path / "a.jpg", cli.output_format_for(tmp_path / "a.jpg"))
     assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), values)
-    assert Image.open(tmp_path / "a.jpg").mode == "RGB"
+    assert Image.open(tmp_path / "a.jpg").mode == "L"
+
+
+def test_alpha_is_kept_where_the_format_can_store_it():
+    rgba = Image.new("RGBA", (4, 4), (10, 20, 30, 128))
+    assert cli.storable_image(rgba, cli.OUTPUT_FORMATS[".webp"]).mode == "RGBA"
+    assert cli.storable_image(rgba, cli.OUTPUT_FORMATS[".jpg"]).mode == "RGB"
+    assert cli.storable_image(Image.new("LA", (4, 4)), cli.OUTPUT_FORMATS[".webp"]).mode == "RGBA"
 
 
 def test_the_progress_bar_draws_only_for_work_in_several_steps():
@@ -122,8 +129,8 @@ def test_the_progress_bar_draws_only_for_work_in_several_steps():
     bar(1, 4)
     bar(4, 4)
     bar.close()
-    assert "[#######-----------------------] 1/4 tiles" in stream.getvalue()
-    assert stream.getvalue().endswith("4/4 tiles, 0 s\n")
+    assert "[#######-----------------------] 1/4," in stream.getvalue()
+    assert stream.getvalue().endswith("4/4, 0 s\n")
 
 
 @pytest.mark.skipif(not hasattr(swin2sr, "upscale"), reason="needs swin2sr.upscale (tiling branch)")
