@@ -134,10 +134,12 @@ def run_upscale(args: argparse.Namespace) -> int:
     options = processing_options(args)
     image = read_image(args.input)
     model = swin2sr.load_any_model(args.model, device=options["device"])
-    log.info("model: %s (x%d)", model.variant, model.scale)
-    bar = TextProgressBar(sys.stderr, label=f"upscaling {args.input.name}")
-    result, report = swin2sr.upscale(model, image, **options, progress=bar, return_report=True)
-    bar.close()
+    log.info("model: %s", model.variant)
+    bar = TextProgressBar(sys.stderr if not args.quiet else None, label=f"upscaling {args.input.name}")
+    try:
+        result, report = swin2sr.upscale(model, image, **options, progress=bar, return_report=True)
+    finally:
+        bar.close()
     log.info("%s", report)
     write_image_atomically(result, args.output, output_format)
     log.info("wrote %s", args.output)
@@ -211,7 +213,7 @@ def storable_image(image, output_format: OutputFormat):
 class TextProgressBar:
     """A one-line progress bar on a text stream, fed by swin2sr.upscale's progress(done, total) callback.
 
-    Work done in a single step draws nothing; longer work redraws the line in place.
+    Work done in a single step draws nothing; longer work redraws the line in place.  No stream: silent.
     """
 
     def __init__(self, stream, label: str = "", width: int = 30) -> None:
@@ -222,7 +224,7 @@ class TextProgressBar:
         self.drawn = False
 
     def __call__(self, done: int, total: int) -> None:
-        if total <= 1:
+        if self.stream is None or total <= 1:
             return
         filled = self.width * done // total
         elapsed = time.monotonic() - self.start
@@ -254,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(format="%(message)s", level=logging.WARNING if args.quiet else logging.INFO)
+    logging.basicConfig(format="%(message)s", level=logging.WARNING if args.quiet else logging.INFO, force=True)
     try:
         return args.run(args)
     except ValueError as exc:  # CheckpointError included: messages written for the user

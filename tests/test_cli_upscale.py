@@ -138,3 +138,9 @@ def test_upscale_end_to_end_with_the_real_tiling(photo, tiny_model_path, tmp_pat
     out = tmp_path / "photo_x2.png"
     assert cli.main(["upscale", str(photo), "-o", str(out), "--model", str(tiny_model_path), "--tile", "8"]) == 0
     assert Image.open(out).size == (20, 24)
+
+
+def test_quiet_mode_draws_no_progress_bar(photo, tiny_model_path, fake_upscale, tmp_path, capsys):
+    out = tmp_path / "photo_x2.png"
+    assert cli.main(["-q", "upscale", str(photo), "-o", str(out), "--model", str(tiny_model_path)]) == 0
+    assert capsys.readouterr().err == ""
