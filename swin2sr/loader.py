@@ -363,10 +363,11 @@ def _spandrel_architecture(state: Mapping[str, object]) -> str | None:
 def infer_config(state: StateDict, metadata: Mapping[str, str] | None = None) -> Swin2SRConfig:
     """The network configuration, from tensor shapes and key names (plus our own safetensors metadata).
 
-    Window size comes from the stored index buffer or shift mask; files
-    without buffers (Hugging Face, our safetensors) use their metadata
-    (safetensors metadata or a Hugging Face config.json) or the release value 8.  img_range is 255 exactly for window 7, as in the JPEG
-    releases (spandrel uses the same rule).
+    Window size and training size come from the stored index buffer and
+    shift mask; files without buffers (Hugging Face, our safetensors) use
+    their metadata (safetensors metadata or a Hugging Face config.json), else
+    the release values (window 8, img_size 8 windows).  img_range is 255
+    exactly for window 7, as in the JPEG releases (spandrel uses the same rule).
     """
     metadata = metadata or {}
     embed_dim, in_chans = state["conv_first.weight"].shape[:2]
