@@ -67,6 +67,10 @@ def test_upscale_passes_the_processing_flags_to_swin2sr_upscale(photo, tiny_mode
         assert result.format == "WEBP"
 
 
+def test_png_is_the_format_when_the_output_name_has_no_suffix():
+    assert cli.output_format_for(cli.Path("upscaled")).name == "PNG"
+
+
 def test_an_automatic_tile_leaves_the_input_size_limit_to_the_library():
     args = cli.build_parser().parse_args(["upscale", "in.png", "-o", "out.png"])
     assert (args.model, cli.processing_options(args)["tile"], cli.processing_options(args)["max_input_size"]) == (
