@@ -137,7 +137,6 @@ def test_the_progress_bar_draws_only_for_work_in_several_steps():
     assert stream.getvalue().endswith("4/4, 0 s\n")
 
 
-@pytest.mark.skipif(not hasattr(swin2sr, "upscale"), reason="needs swin2sr.upscale (tiling branch)")
 def test_upscale_end_to_end_with_the_real_tiling(photo, tiny_model_path, tmp_path):
     out = tmp_path / "photo_x2.png"
     assert cli.main(["upscale", str(photo), "-o", str(out), "--model", str(tiny_model_path), "--tile", "8"]) == 0
