@@ -30,7 +30,7 @@ def photo(tmp_path):
 
 
 class FakeUpscale:
-    """Stands in for swin2sr.upscale (tiling branch): one direct forward, records what the CLI passed."""
+    """Stands in for swin2sr.upscale so CLI tests stay fast: one direct forward, records what the CLI passed."""
 
     def __call__(self, model, image, **options):
         self.options = options
