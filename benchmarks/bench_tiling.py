@@ -242,13 +242,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("section", choices=[*SECTIONS, "all", "plot"])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--sizes", type=int, nargs="*", default=None, help="scaling: input sides (default 256..4096)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     for name in SECTIONS if args.section == "all" else [args.section]:
         if name == "plot":
             plot(json.loads(RESULTS.read_text())["scaling"])
             continue
-        result = SECTIONS[name]()
+        result = SECTIONS[name](args.sizes) if name == "scaling" and args.sizes else SECTIONS[name]()
         save(name, result)
         if name == "scaling":
             plot(result)

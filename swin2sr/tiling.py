@@ -3,8 +3,9 @@
 Grid: the image is reflect-padded to the window multiple once (as the untiled
 network does), then covered by tiles of one shape (so several fit one forward
 pass) whose corners lie on the window grid -- each tile computes exactly what the
-untiled forward computes, except near its edges -- spread evenly so every overlap
-is at least the requested one, the last tile ending at the padded edge.
+untiled forward computes, except near its edges.  As few tiles as the maximum
+tile side needs, shrunk to share the image evenly (`balanced_tile`), so every
+overlap is at least, and close to, the requested one.
 
 Blending: along each axis, two neighbouring tiles share a raised-cosine ramp
 of `overlap` input pixels (times the scale), centred in their overlap; the
@@ -284,20 +285,21 @@ class TileRunner:
                 raise
             message = str(exc)
         self.on_oom()
-        self._reduce(len(chunk), message)
+        self._reduce(len(chunk), max(grid.tile_h, grid.tile_w), message)
         return None
 
-    def _reduce(self, failed_batch: int, message: str) -> None:
+    def _reduce(self, failed_batch: int, failed_side: int, message: str) -> None:
+        """Fewer tiles per batch; at one per batch, half the side of the tile that failed."""
         if failed_batch > 1:
             self.batch = (failed_batch + 1) // 2
             self.stats.batch_splits += 1
             return
-        if self.tile <= self.min_tile:
+        if failed_side <= self.min_tile:
             raise MemoryError(
-                f"out of memory even at the smallest tile ({self.tile} px, 1 per batch): free device memory, "
+                f"out of memory even at the smallest tile ({failed_side} px, 1 per batch): free device memory, "
                 f"use a smaller model or run on the CPU (device='cpu'). Original error: {message}"
             )
-        self.tile = max(self.min_tile, align_down(self.tile // 2, self.multiple))
+        self.tile = max(self.min_tile, align_down(failed_side // 2, self.multiple))
         self.batch = 1
         self.stats.tile_shrinks += 1
 
