@@ -11,7 +11,10 @@ through soft mattes with colour matching (:mod:`swin2sr.matte`).
   scale/2 (a x4 model is followed by an exact antialiased bicubic downscale); stage 2 (Swin2SR x2) runs
   over the whole result, or only over regions (faces, a mask, boxes) pasted into a bicubic x2 of stage 1.
 
-Images inside are float tensors [B,3,H,W] in 0..1 on the host.
+Both accept every image kind `swin2sr.upscale` accepts (PIL, numpy, tensors BCHW or ComfyUI BHWC) and
+give the same kind back; inside, images are float tensors [B,3,H,W] in 0..1 on the host.  Keyword
+arguments they do not name (tile, overlap, precision, device, memory_budget, is_oom...) go to every
+`swin2sr.upscale` call.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ import torch.nn.functional as F
 
 import swin2sr
 
+from . import images
 from .faces import FaceBox, as_boxes, boxes_from_mask, crop_region, detect_faces, select_faces
 from .matte import Compositor, ellipse_matte, fade_at_inner_edges, mask_matte, match_color
+from .upscale import tile_multiple
 
 logger = logging.getLogger("swin2sr")
 
@@ -96,10 +101,10 @@ class TwoStageReport:
 
 
 def refine_faces(
-    image: torch.Tensor,
+    image,
     model: torch.nn.Module,
     *,
-    base: torch.Tensor | None = None,
+    base=None,
     face_model: torch.nn.Module | None = None,
     detector: str = "auto",
     boxes: Sequence[BoxLike] | None = None,
@@ -113,13 +118,14 @@ def refine_faces(
     mask_grow: float = 1.3,
     feather: float = 0.3,
     color_match: bool = True,
-    tile: int | str = "auto",
     max_input_size: int | None = None,
+    layout: str | None = None,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
     debug: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor, list[RefinedRegion]]:
-    """Upscale `image` [B,3,H,W] with `model` (or take the already upscaled `base`) and re-upscale each face.
+    **options,
+) -> tuple[object, torch.Tensor, list[RefinedRegion]]:
+    """Upscale `image` with `model` (or take the already upscaled `base` of it) and re-upscale each face.
 
     Faces come from `boxes` (source pixels, applied to every image of the batch), else from the connected
     regions of `mask` (any resolution of the same aspect; the matte then follows the mask's shape), else
@@ -132,25 +138,28 @@ def refine_faces(
     pasted through an ellipse `mask_grow` times the face box (or the mask) with a soft edge `feather` times
     its smaller radius wide.
 
-    Returns (refined image, union matte [B,H_out,W_out] in 0..1, one RefinedRegion per face);
-    `debug=True` keeps each processed crop in ``RefinedRegion.crop_image``.
+    Returns (refined image of the input's kind, union matte [B,H_out,W_out] float 0..1, one RefinedRegion per
+    face); `debug=True` keeps each processed crop in ``RefinedRegion.crop_image``.  `max_input_size` applies
+    to the base pass only (crops always run at full resolution).
     """
     face_model = face_model or model
     selection = Selection(threshold, min_size, max_faces, face_index)
     settings = RegionSettings(crop_factor, face_size, mask_grow, feather, color_match)
-    image = _check_image(image, "image")
-    faces = _find_regions(image, detector, boxes, mask, selection)
+    source, alpha, kind = _read(image, layout)
+    faces = _find_regions(source, detector, boxes, mask, selection)
     stages = _Stages(progress, (base is None) + sum(map(len, faces)))
-    reports: list = []
+    run = _Engine(options, cancel)
     if base is None:
-        base = _upscale(model, image, tile, max_input_size, stages.next(), cancel, reports)
-    base = _check_image(base, "base")
-    out_mask = _mask_at(mask, base.shape[-2:], image.shape[0])
-    return _paste_regions(image, base, face_model, faces, out_mask, settings, tile, stages, cancel, debug, reports)
+        base = run(model, source, stages.next(), max_input_size)
+    else:
+        base = _read(base, layout)[0]
+    out_mask = _mask_at(mask, base.shape[-2:], source.shape[0])
+    out, union, refined = _paste_regions(source, base, face_model, faces, out_mask, settings, stages, run, debug)
+    return _finish(out, alpha, kind), union, refined
 
 
 def two_stage(
-    image: torch.Tensor,
+    image,
     stage1_model: torch.nn.Module,
     stage2_model: torch.nn.Module,
     *,
@@ -164,18 +173,20 @@ def two_stage(
     mask_grow: float = 1.3,
     feather: float = 0.3,
     color_match: bool = True,
-    tile: int | str = "auto",
+    layout: str | None = None,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
     return_report: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, TwoStageReport]:
+    **options,
+):
     """Upscale `image` [B,3,H,W] exactly `scale` times: `stage1_model` to scale / stage2.scale (a model with a
     larger scale is followed by an exact antialiased bicubic downscale), then `stage2_model` over the whole
     stage-1 image (`regions=None`) or only over ``"faces"`` (detected on the input), a mask (any resolution of
     the same aspect) or a box list (input pixels), pasted into a bicubic enlargement of stage 1 with the same
     mattes and colour matching as :func:`refine_faces`. Sizes are computed and logged before any work.
+    Returns the image of the input's kind, or (image, TwoStageReport) with `return_report=True`.
     """
-    image = _check_image(image, "image")
+    image, alpha, kind = _read(image, layout)
     (h, w), s1, s2 = image.shape[-2:], int(stage1_model.scale), int(stage2_model.scale)
     factor = stage1_factor(scale, s1, s2)
     report = TwoStageReport((h, w), (h * factor, w * factor), (h * scale, w * scale), s1 != factor)
@@ -192,25 +203,24 @@ def two_stage(
         faces = [[b.scaled(factor, factor) for b in found] for found in _find_regions(image, detector, boxes, mask, selection)]
         report.regions = sum(map(len, faces))
     stages = _Stages(progress, 1 + (1 if whole else report.regions))
+    run = _Engine(options, cancel, report.upscale_reports)
     report.seconds["detect"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    mid = _upscale(stage1_model, image, tile, 0, stages.next(), cancel, report.upscale_reports)
-    if mid.shape[-2:] != report.stage1_size:
-        mid = resize(mid, report.stage1_size)
+    mid = images.resize(run(stage1_model, image, stages.next()), *report.stage1_size)
     report.seconds["stage 1"] = time.perf_counter() - started
 
     started = time.perf_counter()
     if whole:
-        out = _upscale(stage2_model, mid, tile, 0, stages.next(), cancel, report.upscale_reports)
+        out = run(stage2_model, mid, stages.next())
     else:
         settings = RegionSettings(crop_factor, 0, mask_grow, feather, color_match)
-        base = resize(mid, report.output_size)
+        base = images.resize(mid, *report.output_size)
         out_mask = _mask_at(mask, report.output_size, image.shape[0])
-        out, _, _ = _paste_regions(mid, base, stage2_model, faces, out_mask, settings, tile, stages, cancel, False,
-                                   report.upscale_reports)
+        out, _, _ = _paste_regions(mid, base, stage2_model, faces, out_mask, settings, stages, run, False)
     report.seconds["stage 2"] = time.perf_counter() - started
     logger.info("two-stage done: %s", report)
+    out = _finish(out, alpha, kind)
     return (out, report) if return_report else out
 
 
@@ -222,14 +232,6 @@ def stage1_factor(scale: int, s1: int, s2: int) -> int:
     if s1 < factor:
         raise ValueError(f"stage 1 must reach x{factor} but its model is x{s1}; use a x{factor} (or larger) model")
     return factor
-
-
-def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Antialiased bicubic resize of [B,C,H,W] to `size` (h, w), clamped to 0..1."""
-    if tuple(image.shape[-2:]) == tuple(size):
-        return image
-    out = F.interpolate(image.float(), size=tuple(size), mode="bicubic", antialias=True, align_corners=False)
-    return out.clamp(0, 1).to(image.dtype)
 
 
 # ---------------------------------------------------------------- regions
@@ -267,11 +269,9 @@ def _paste_regions(
     faces: list[list[FaceBox]],
     out_mask: torch.Tensor | None,
     settings: RegionSettings,
-    tile: int | str,
     stages: "_Stages",
-    cancel: Cancel | None,
+    run: "_Engine",
     debug: bool,
-    reports: list,
 ) -> tuple[torch.Tensor, torch.Tensor, list[RefinedRegion]]:
     """Upscale every face's crop of `source` with `model` and paste it into `base`."""
     (h, w), (oh, ow) = source.shape[-2:], base.shape[-2:]
@@ -284,8 +284,8 @@ def _paste_regions(
             crop = crop_region(box, settings.crop_factor, h, w, multiple)
             x0, y0, x1, y1 = crop
             place = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
-            patch, processed = _process_crop(source[index : index + 1, :, y0:y1, x0:x1], model, place, settings,
-                                             tile, stages.next(), cancel, reports)
+            crop_image = source[index : index + 1, :, y0:y1, x0:x1]
+            patch, processed = _process_crop(crop_image, model, place, settings, stages.next(), run)
             matte = _matte(box.scaled(sx, sy), place, out_mask, index, settings, (oh, ow))
             if settings.color_match:
                 px0, py0, px1, py1 = place
@@ -302,20 +302,18 @@ def _process_crop(
     model: torch.nn.Module,
     place: tuple[int, int, int, int],
     settings: RegionSettings,
-    tile: int | str,
     progress: Progress | None,
-    cancel: Cancel | None,
-    reports: list,
+    run: "_Engine",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(the crop upscaled and resized to its place, the model's output before that resize)."""
     h, w = crop.shape[-2:]
     scale = int(model.scale)
     enlarge = max(1.0, settings.face_size / (max(h, w) * scale)) if settings.face_size else 1.0
     if enlarge > 1.0:
-        crop = resize(crop, (round(h * enlarge), round(w * enlarge)))
-    processed = _upscale(model, crop, tile, 0, progress, cancel, reports).float().clamp(0, 1)
+        crop = images.resize(crop, round(h * enlarge), round(w * enlarge))
+    processed = run(model, crop, progress)
     x0, y0, x1, y1 = place
-    return resize(processed, (y1 - y0, x1 - x0)), processed
+    return images.resize(processed, y1 - y0, x1 - x0), processed
 
 
 def _matte(
@@ -343,34 +341,42 @@ def _matte(
 # ---------------------------------------------------------------- plumbing
 
 
-def _upscale(model, image, tile, max_input_size, progress, cancel, reports: list) -> torch.Tensor:
-    """One call into the tiling engine (the only tiling path of the project); its report is collected."""
-    out, report = swin2sr.upscale(model, image, tile=tile, max_input_size=max_input_size, progress=progress,
-                                  cancel=cancel, layout="BCHW", return_report=True)
-    reports.append(report)
-    return out
+class _Engine:
+    """Calls into the tiling engine (the project's only tiling path) with the caller's options and cancel
+    callback, collecting each call's UpscaleReport."""
+
+    def __init__(self, options: dict, cancel: Cancel | None, reports: list | None = None) -> None:
+        self.options, self.cancel = options, cancel
+        self.reports = [] if reports is None else reports
+
+    def __call__(self, model, image: torch.Tensor, progress: Progress | None, max_input_size: int | None = 0):
+        """`image` [B,3,H,W] float upscaled by `model`: float [B,3,H*s,W*s] in 0..1."""
+        out, report = swin2sr.upscale(model, image, **self.options, max_input_size=max_input_size, layout="BCHW",
+                                      output_dtype=torch.float32, progress=progress, cancel=self.cancel,
+                                      return_report=True)
+        self.reports.append(report)
+        return out
 
 
-def tile_multiple(model: torch.nn.Module) -> int:
-    """The model's input size multiple (Swin2SR: its window), so crops can start on the same window grid."""
-    multiple = getattr(model, "tile_multiple", None)
-    if multiple is None and getattr(model, "config", None) is not None:
-        multiple = model.config.window_size
-    return int(multiple or 1)
+def _read(image, layout: str | None) -> tuple[torch.Tensor, torch.Tensor | None, images.ImageKind]:
+    """Any image kind -> (RGB float [B,3,H,W] 0..1, alpha or None, its kind for the way back)."""
+    batch, kind = images.read_batch(image, layout)
+    color, alpha = images.split_alpha(batch, kind)
+    return color, alpha, kind
 
 
-def _check_image(image: torch.Tensor, name: str) -> torch.Tensor:
-    if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[1] != 3:
-        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise ValueError(f"{name} must be a float tensor [B,3,H,W] in 0..1, got {shape}")
-    return image
+def _finish(color: torch.Tensor, alpha: torch.Tensor | None, kind: images.ImageKind):
+    """Back to the caller's kind; alpha is resized as a mask, never by the model."""
+    if alpha is not None:
+        alpha = images.resize_alpha(alpha, *color.shape[-2:])
+    return images.finish(color, alpha, kind)
 
 
-def _mask_at(mask: torch.Tensor | None, size: tuple[int, int], batch: int) -> torch.Tensor | None:
+def _mask_at(mask, size: tuple[int, int], batch: int) -> torch.Tensor | None:
     """`mask` ([H,W], [B,H,W] or [B,1,H,W], any resolution with the image's aspect) as [batch,1,h,w] at `size`."""
     if mask is None:
         return None
-    m = mask.float()
+    m = torch.as_tensor(mask).float()
     m = m.reshape(1, 1, *m.shape) if m.ndim == 2 else m[:, None] if m.ndim == 3 else m
     h, w = size
     if m.ndim != 4 or m.shape[1] != 1 or abs(m.shape[-1] / m.shape[-2] - w / h) > 0.02 * w / h:

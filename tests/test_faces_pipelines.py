@@ -13,26 +13,21 @@ import torch
 import swin2sr
 from swin2sr.faces import FaceBox, boxes_from_mask, crop_region, get_detector, select_faces
 from swin2sr.matte import Compositor, ellipse_matte, fade_at_inner_edges
-from swin2sr.pipelines import refine_faces, resize, stage1_factor, two_stage
+from swin2sr.images import resize
+from swin2sr.pipelines import refine_faces, stage1_factor, two_stage
 from tests.checkpoints import TINY_CONFIGS, random_official_state_dict
 
 ONE_LEVEL = 1 / 255
 
-if not hasattr(swin2sr, "upscale"):  # TEMPORARY until the tiling engine lands on main: one untiled forward
-
-    def _direct_upscale(model, image, *, return_report=False, progress=None, **_):
-        with torch.inference_mode():
-            out = model(image.float()).clamp(0, 1)
-        if progress:
-            progress(1, 1)
-        return (out, None) if return_report else out
-
-    swin2sr.upscale = _direct_upscale
-
-
 def tiny(name: str, seed: int = 0) -> swin2sr.Swin2SR:
+    """A tiny random Swin2SR whose output layer is scaled by 0.1: its output then stays inside 0..1 (std
+    ~0.1) instead of saturating ~70 % of the pixels, which would hide differences behind the clamp."""
     model = swin2sr.Swin2SR(TINY_CONFIGS[name])
     model.load_state_dict(random_official_state_dict(TINY_CONFIGS[name], seed), strict=False)
+    last = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    with torch.no_grad():
+        last.weight.mul_(0.1)
+        last.bias.mul_(0.1)
     return model.eval().requires_grad_(False)
 
 
@@ -149,7 +144,7 @@ def test_two_stage_regions_are_stage2_pasted_into_stage1_without_seams():
     assert out.shape == whole.shape == (1, 3, 256, 320) and report.regions == 1 and not report.stage1_downscaled
 
     mid = swin2sr.upscale(stage1, image, max_input_size=0, layout="BCHW")
-    base = resize(mid, (256, 320))
+    base = resize(mid, 256, 320)
     same, union, (region,) = refine_faces(mid, stage2, base=base, mask=mask, face_size=0, color_match=False)
     assert torch.allclose(out, same, atol=1e-6)
     ideal = base + union[:, None] * (whole - base)  # what pasting the whole-image stage 2 would give
@@ -252,5 +247,5 @@ def test_colour_matching_removes_a_face_models_tone_shift():
     for match, expected in ((False, 0.05), (True, 0.0)):
         out, union, _ = refine_faces(image, model, base=base, face_model=Brighter(model, 0.05), boxes=face,
                                      face_size=0, color_match=match)
-        inside = float((out - base)[:, :, 70:122, 70:122].mean())
-        assert abs(inside - expected) < 0.005, (match, inside)
+        centre = float((out - base)[:, :, 88:104, 88:104].mean())
+        assert abs(centre - expected) < 0.002, (match, centre)
