@@ -22,7 +22,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -78,23 +79,41 @@ class Selection:
 
 
 @dataclass
-class TwoStageReport:
-    """Sizes (h, w) decided before any work, the engine's report of every upscale call, and stage times."""
+class PipelineReport:
+    """What a pipeline did: regions pasted (None: the whole image), seconds per stage, and the engine's
+    UpscaleReport of every call (``.plan`` holds what the planner chose: tile, precision, predicted memory)."""
+
+    regions: int | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    upscale_reports: list = field(default_factory=list)
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
+
+    def times(self) -> str:
+        return ", ".join(f"{k} {v:.2f} s" for k, v in self.seconds.items())
+
+    def __str__(self) -> str:
+        return f"{self.regions} region(s); {self.times()}"
+
+
+@dataclass(kw_only=True)
+class TwoStageReport(PipelineReport):
+    """Also the sizes (h, w), decided before any work."""
 
     input_size: tuple[int, int]
     stage1_size: tuple[int, int]
     output_size: tuple[int, int]
     stage1_downscaled: bool
-    regions: int | None = None  # None: stage 2 covered the whole image
-    upscale_reports: list = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)
 
     def __str__(self) -> str:
         (h, w), (mh, mw), (oh, ow) = self.input_size, self.stage1_size, self.output_size
         where = "whole image" if self.regions is None else f"{self.regions} region(s)"
-        times = ", ".join(f"{k} {v:.2f} s" for k, v in self.seconds.items())
         down = " (x4 model, exact downscale)" if self.stage1_downscaled else ""
-        return f"{w}x{h} -> stage 1 {mw}x{mh}{down} -> stage 2 on {where} -> {ow}x{oh}; {times}"
+        return f"{w}x{h} -> stage 1 {mw}x{mh}{down} -> stage 2 on {where} -> {ow}x{oh}; {self.times()}"
 
 
 # ---------------------------------------------------------------- public API
@@ -123,8 +142,9 @@ def refine_faces(
     progress: Progress | None = None,
     cancel: Cancel | None = None,
     debug: bool = False,
+    return_report: bool = False,
     **options,
-) -> tuple[object, torch.Tensor, list[RefinedRegion]]:
+):
     """Upscale `image` with `model` (or take the already upscaled `base` of it) and re-upscale each face.
 
     Faces come from `boxes` (source pixels, applied to every image of the batch), else from the connected
@@ -139,23 +159,28 @@ def refine_faces(
     its smaller radius wide.
 
     Returns (refined image of the input's kind, union matte [B,H_out,W_out] float 0..1, one RefinedRegion per
-    face); `debug=True` keeps each processed crop in ``RefinedRegion.crop_image``.  `max_input_size` applies
-    to the base pass only (crops always run at full resolution).
+    face); `debug=True` keeps each processed crop in ``RefinedRegion.crop_image``; `return_report=True`
+    appends a PipelineReport (stage times, planner choices).  `max_input_size` applies to the base pass
+    only (crops always run at full resolution).
     """
     face_model = face_model or model
     selection = Selection(threshold, min_size, max_faces, face_index)
     settings = RegionSettings(crop_factor, face_size, mask_grow, feather, color_match)
     source, alpha, kind = _read(image, layout)
-    faces = _find_regions(source, detector, boxes, mask, selection)
-    stages = _Stages(progress, (base is None) + sum(map(len, faces)))
-    run = _Engine(options, cancel)
-    if base is None:
-        base = run(model, source, stages.next(), max_input_size)
-    else:
-        base = _read(base, layout)[0]
+    report = PipelineReport()
+    with report.timed("detect"):
+        faces = _find_regions(source, detector, boxes, mask, selection)
+    report.regions = sum(map(len, faces))
+    stages = _Stages(progress, (base is None) + report.regions)
+    run = _Engine(options, cancel, report.upscale_reports)
+    with report.timed("base"):
+        base = run(model, source, stages.next(), max_input_size) if base is None else _read(base, layout)[0]
     out_mask = _mask_at(mask, base.shape[-2:], source.shape[0])
-    out, union, refined = _paste_regions(source, base, face_model, faces, out_mask, settings, stages, run, debug)
-    return _finish(out, alpha, kind), union, refined
+    with report.timed("faces"):
+        out, union, refined = _paste_regions(source, base, face_model, faces, out_mask, settings, stages, run, debug)
+    logger.info("face refine: %s", report)
+    result = (_finish(out, alpha, kind), union, refined)
+    return (*result, report) if return_report else result
 
 
 def two_stage(
@@ -186,13 +211,16 @@ def two_stage(
     mattes and colour matching as :func:`refine_faces`. Sizes are computed and logged before any work.
     Returns the image of the input's kind, or (image, TwoStageReport) with `return_report=True`.
     """
+    if "max_input_size" in options:
+        raise ValueError("two_stage always works at full resolution (its output is exactly `scale` times the input); "
+                         "drop max_input_size")
     image, alpha, kind = _read(image, layout)
     (h, w), s1, s2 = image.shape[-2:], int(stage1_model.scale), int(stage2_model.scale)
     factor = stage1_factor(scale, s1, s2)
-    report = TwoStageReport((h, w), (h * factor, w * factor), (h * scale, w * scale), s1 != factor)
+    report = TwoStageReport(input_size=(h, w), stage1_size=(h * factor, w * factor),
+                            output_size=(h * scale, w * scale), stage1_downscaled=s1 != factor)
     logger.info("two-stage plan: %s", report)
 
-    started = time.perf_counter()
     whole = regions is None
     if not whole:
         selection = Selection(threshold, min_size, max_faces)
@@ -200,25 +228,23 @@ def two_stage(
         boxes = None if isinstance(regions, (str, torch.Tensor)) else regions
         if isinstance(regions, str) and regions != "faces":
             raise ValueError(f"regions must be None, 'faces', a mask or a box list, got {regions!r}")
-        faces = [[b.scaled(factor, factor) for b in found] for found in _find_regions(image, detector, boxes, mask, selection)]
+        with report.timed("detect"):
+            found = _find_regions(image, detector, boxes, mask, selection)
+        faces = [[b.scaled(factor, factor) for b in boxes_of_one] for boxes_of_one in found]
         report.regions = sum(map(len, faces))
     stages = _Stages(progress, 1 + (1 if whole else report.regions))
     run = _Engine(options, cancel, report.upscale_reports)
-    report.seconds["detect"] = time.perf_counter() - started
 
-    started = time.perf_counter()
-    mid = images.resize(run(stage1_model, image, stages.next()), *report.stage1_size)
-    report.seconds["stage 1"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    if whole:
-        out = run(stage2_model, mid, stages.next())
-    else:
-        settings = RegionSettings(crop_factor, 0, mask_grow, feather, color_match)
-        base = images.resize(mid, *report.output_size)
-        out_mask = _mask_at(mask, report.output_size, image.shape[0])
-        out, _, _ = _paste_regions(mid, base, stage2_model, faces, out_mask, settings, stages, run, False)
-    report.seconds["stage 2"] = time.perf_counter() - started
+    with report.timed("stage 1"):
+        mid = images.resize(run(stage1_model, image, stages.next()), *report.stage1_size)
+    with report.timed("stage 2"):
+        if whole:
+            out = run(stage2_model, mid, stages.next())
+        else:
+            settings = RegionSettings(crop_factor, 0, mask_grow, feather, color_match)
+            base = images.resize(mid, *report.output_size)
+            out_mask = _mask_at(mask, report.output_size, image.shape[0])
+            out, _, _ = _paste_regions(mid, base, stage2_model, faces, out_mask, settings, stages, run, False)
     logger.info("two-stage done: %s", report)
     out = _finish(out, alpha, kind)
     return (out, report) if return_report else out
@@ -345,9 +371,8 @@ class _Engine:
     """Calls into the tiling engine (the project's only tiling path) with the caller's options and cancel
     callback, collecting each call's UpscaleReport."""
 
-    def __init__(self, options: dict, cancel: Cancel | None, reports: list | None = None) -> None:
-        self.options, self.cancel = options, cancel
-        self.reports = [] if reports is None else reports
+    def __init__(self, options: dict, cancel: Cancel | None, reports: list) -> None:
+        self.options, self.cancel, self.reports = options, cancel, reports
 
     def __call__(self, model, image: torch.Tensor, progress: Progress | None, max_input_size: int | None = 0):
         """`image` [B,3,H,W] float upscaled by `model`: float [B,3,H*s,W*s] in 0..1."""

@@ -128,7 +128,7 @@ def test_two_stage_whole_image_is_exactly_scale_times_with_a_x4_first_stage():
     out, report = two_stage(image, stage1, stage2, return_report=True)
     assert out.shape == (1, 3, 160, 224) and torch.isfinite(out).all()
     assert report.stage1_size == (80, 112) and report.stage1_downscaled and report.output_size == (160, 224)
-    assert set(report.seconds) == {"detect", "stage 1", "stage 2"}
+    assert set(report.seconds) == {"stage 1", "stage 2"} and len(report.upscale_reports) == 2
 
 
 def test_two_stage_regions_are_stage2_pasted_into_stage1_without_seams():
@@ -249,3 +249,28 @@ def test_colour_matching_removes_a_face_models_tone_shift():
                                      face_size=0, color_match=match)
         centre = float((out - base)[:, :, 88:104, 88:104].mean())
         assert abs(centre - expected) < 0.002, (match, centre)
+
+
+def test_cancel_stops_the_pipeline_with_upscale_cancelled():
+    model = tiny("tiny_x2")
+    calls = []
+
+    def cancel() -> bool:
+        calls.append(1)
+        return len(calls) > 1  # let the base pass through, stop at the first face
+
+    with pytest.raises(swin2sr.UpscaleCancelled):
+        refine_faces(photo_like(64, 64), model, boxes=[(8, 8, 40, 40)], face_size=0, cancel=cancel)
+
+
+def test_images_come_back_in_the_callers_kind():
+    import numpy as np
+    from PIL import Image
+
+    model = tiny("tiny_x2")
+    array = (photo_like(48, 40)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    out, mask, _ = refine_faces(Image.fromarray(array), model, boxes=[(10, 10, 30, 30)], face_size=0)
+    assert isinstance(out, Image.Image) and out.size == (80, 96) and mask.shape == (1, 96, 80)
+    comfy = torch.from_numpy(array)[None].float() / 255  # ComfyUI IMAGE: [B,H,W,C]
+    out = two_stage(comfy, tiny("tiny_x2"), model, regions=[(10, 10, 30, 30)])
+    assert out.shape == (1, 192, 160, 3)
