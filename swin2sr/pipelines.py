@@ -45,9 +45,9 @@ BoxLike = FaceBox | Sequence[float]
 
 @dataclass
 class RefinedRegion:
-    """One refined region. `box` and `crop` are in source-image pixels, `place` in output pixels
-    (all x0, y0, x1, y1); `processed_size` (h, w) is what the model produced before the resize into place;
-    `crop_image` holds that processed crop [1,3,h,w] when `debug=True`."""
+    """One refined region, laid out before any work. `box` and `crop` are in source-image pixels, `place` in
+    output pixels (all x0, y0, x1, y1); `processed_size` (h, w) is what the model produces before the resize
+    into place; `crop_image` holds that processed crop [1,3,h,w] when `debug=True`."""
 
     image_index: int
     box: FaceBox
@@ -170,16 +170,25 @@ def refine_faces(
     report = PipelineReport()
     with report.timed("detect"):
         faces = _find_regions(source, detector, boxes, mask, selection)
-    report.regions = sum(map(len, faces))
-    stages = _Stages(progress, (base is None) + report.regions)
     run = _Engine(options, cancel, report.upscale_reports)
+    if base is None:
+        base_plan = run.plan(model, source.shape, max_input_size)
+        out_size, base_tiles = base_plan.output_size, [base_plan.total_tiles]
+    else:
+        base = _read(base, layout)[0]
+        out_size, base_tiles = tuple(base.shape[-2:]), []
+    regions = _layout(source.shape[-2:], out_size, faces, face_model, settings)
+    report.regions = len(regions)
+    stages = _Stages(progress, base_tiles + [run.plan(face_model, _input_shape(r, face_model)).total_tiles
+                                             for r in regions])
     with report.timed("base"):
-        base = run(model, source, stages.next(), max_input_size) if base is None else _read(base, layout)[0]
-    out_mask = _mask_at(mask, base.shape[-2:], source.shape[0])
+        if base is None:
+            base = run(model, source, stages.next(), max_input_size)
+    out_mask = _mask_at(mask, out_size, source.shape[0])
     with report.timed("faces"):
-        out, union, refined = _paste_regions(source, base, face_model, faces, out_mask, settings, stages, run, debug)
+        out, union = _paste_regions(source, base, face_model, regions, out_mask, settings, stages, run, debug)
     logger.info("face refine: %s", report)
-    result = (_finish(out, alpha, kind), union, refined)
+    result = (_finish(out, alpha, kind), union, regions)
     return (*result, report) if return_report else result
 
 
@@ -215,7 +224,7 @@ def two_stage(
         raise ValueError("two_stage always works at full resolution (its output is exactly `scale` times the input); "
                          "drop max_input_size")
     image, alpha, kind = _read(image, layout)
-    (h, w), s1, s2 = image.shape[-2:], int(stage1_model.scale), int(stage2_model.scale)
+    (b, _, h, w), s1, s2 = image.shape, int(stage1_model.scale), int(stage2_model.scale)
     factor = stage1_factor(scale, s1, s2)
     report = TwoStageReport(input_size=(h, w), stage1_size=(h * factor, w * factor),
                             output_size=(h * scale, w * scale), stage1_downscaled=s1 != factor)
@@ -231,9 +240,13 @@ def two_stage(
         with report.timed("detect"):
             found = _find_regions(image, detector, boxes, mask, selection)
         faces = [[b.scaled(factor, factor) for b in boxes_of_one] for boxes_of_one in found]
-        report.regions = sum(map(len, faces))
-    stages = _Stages(progress, 1 + (1 if whole else report.regions))
+        settings = RegionSettings(crop_factor, 0, mask_grow, feather, color_match)
+        regions = _layout(report.stage1_size, report.output_size, faces, stage2_model, settings)
+        report.regions = len(regions)
     run = _Engine(options, cancel, report.upscale_reports)
+    stage2_shapes = [(b, 3, *report.stage1_size)] if whole else [_input_shape(r, stage2_model) for r in regions]
+    stages = _Stages(progress, [run.plan(m, shape).total_tiles for m, shape in
+                                [(stage1_model, image.shape)] + [(stage2_model, x) for x in stage2_shapes]])
 
     with report.timed("stage 1"):
         mid = images.resize(run(stage1_model, image, stages.next()), *report.stage1_size)
@@ -241,10 +254,9 @@ def two_stage(
         if whole:
             out = run(stage2_model, mid, stages.next())
         else:
-            settings = RegionSettings(crop_factor, 0, mask_grow, feather, color_match)
             base = images.resize(mid, *report.output_size)
-            out_mask = _mask_at(mask, report.output_size, image.shape[0])
-            out, _, _ = _paste_regions(mid, base, stage2_model, faces, out_mask, settings, stages, run, False)
+            out_mask = _mask_at(mask, report.output_size, b)
+            out, _ = _paste_regions(mid, base, stage2_model, regions, out_mask, settings, stages, run, False)
     logger.info("two-stage done: %s", report)
     out = _finish(out, alpha, kind)
     return (out, report) if return_report else out
@@ -288,58 +300,65 @@ def _find_regions(
     ]
 
 
+def _layout(
+    source_size: tuple[int, int],
+    out_size: tuple[int, int],
+    faces: list[list[FaceBox]],
+    model: torch.nn.Module,
+    settings: RegionSettings,
+) -> list[RefinedRegion]:
+    """Where each face is cropped, processed and placed, decided before any work.
+
+    The crop is enlarged before the model when its output would fall short of `face_size` (never shrunk).
+    """
+    (h, w), (oh, ow) = source_size, out_size
+    sx, sy, scale = ow / w, oh / h, int(model.scale)
+    multiple = tile_multiple(model)
+    regions = []
+    for index, found in enumerate(faces):
+        for box in found:
+            crop = x0, y0, x1, y1 = crop_region(box, settings.crop_factor, h, w, multiple)
+            place = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
+            ch, cw = y1 - y0, x1 - x0
+            enlarge = max(1.0, settings.face_size / (max(ch, cw) * scale)) if settings.face_size else 1.0
+            processed = (round(ch * enlarge) * scale, round(cw * enlarge) * scale)
+            regions.append(RefinedRegion(index, box, crop, place, processed))
+    return regions
+
+
+def _input_shape(region: RefinedRegion, model: torch.nn.Module) -> tuple[int, int, int, int]:
+    """The [1,3,h,w] shape the model receives for `region`."""
+    scale = int(model.scale)
+    return (1, 3, region.processed_size[0] // scale, region.processed_size[1] // scale)
+
+
 def _paste_regions(
     source: torch.Tensor,
     base: torch.Tensor,
     model: torch.nn.Module,
-    faces: list[list[FaceBox]],
+    regions: list[RefinedRegion],
     out_mask: torch.Tensor | None,
     settings: RegionSettings,
     stages: "_Stages",
     run: "_Engine",
     debug: bool,
-) -> tuple[torch.Tensor, torch.Tensor, list[RefinedRegion]]:
-    """Upscale every face's crop of `source` with `model` and paste it into `base`."""
-    (h, w), (oh, ow) = source.shape[-2:], base.shape[-2:]
-    sx, sy = ow / w, oh / h
-    multiple = tile_multiple(model)
-    compositor = Compositor(base)
-    refined = []
-    for index, found in enumerate(faces):
-        for box in found:
-            crop = crop_region(box, settings.crop_factor, h, w, multiple)
-            x0, y0, x1, y1 = crop
-            place = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
-            crop_image = source[index : index + 1, :, y0:y1, x0:x1]
-            patch, processed = _process_crop(crop_image, model, place, settings, stages.next(), run)
-            matte = _matte(box.scaled(sx, sy), place, out_mask, index, settings, (oh, ow))
-            if settings.color_match:
-                px0, py0, px1, py1 = place
-                patch = match_color(patch, base[index : index + 1, :, py0:py1, px0:px1].float(), matte)
-            compositor.add(index, place, patch, matte)
-            refined.append(RefinedRegion(index, box, crop, place, tuple(processed.shape[-2:]),
-                                         processed if debug else None))
-    out, union = compositor.result()
-    return out, union[:, 0], refined
-
-
-def _process_crop(
-    crop: torch.Tensor,
-    model: torch.nn.Module,
-    place: tuple[int, int, int, int],
-    settings: RegionSettings,
-    progress: Progress | None,
-    run: "_Engine",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(the crop upscaled and resized to its place, the model's output before that resize)."""
-    h, w = crop.shape[-2:]
-    scale = int(model.scale)
-    enlarge = max(1.0, settings.face_size / (max(h, w) * scale)) if settings.face_size else 1.0
-    if enlarge > 1.0:
-        crop = images.resize(crop, round(h * enlarge), round(w * enlarge))
-    processed = run(model, crop, progress)
-    x0, y0, x1, y1 = place
-    return images.resize(processed, y1 - y0, x1 - x0), processed
+    """Upscale every region's crop of `source` with `model`, paste it into `base`: (image, union [B,H,W])."""
+    (h, w), (oh, ow) = source.shape[-2:], base.shape[-2:]
+    compositor = Compositor(base)
+    for region in regions:
+        (x0, y0, x1, y1), (px0, py0, px1, py1), index = region.crop, region.place, region.image_index
+        crop = images.resize(source[index : index + 1, :, y0:y1, x0:x1], *_input_shape(region, model)[-2:])
+        processed = run(model, crop, stages.next())
+        patch = images.resize(processed, py1 - py0, px1 - px0)
+        matte = _matte(region.box.scaled(ow / w, oh / h), region.place, out_mask, index, settings, (oh, ow))
+        if settings.color_match:
+            patch = match_color(patch, base[index : index + 1, :, py0:py1, px0:px1].float(), matte)
+        compositor.add(index, region.place, patch, matte)
+        if debug:
+            region.crop_image = processed
+    out, union = compositor.result()
+    return out, union[:, 0]
 
 
 def _matte(
@@ -382,6 +401,11 @@ class _Engine:
         self.reports.append(report)
         return out
 
+    def plan(self, model, shape: Sequence[int], max_input_size: int | None = 0):
+        """The engine's plan (tiles, output size, memory) for an input of `shape` [B,C,H,W], before any work."""
+        b, _, h, w = shape
+        return swin2sr.plan_upscale(model, h, w, b, **self.options, max_input_size=max_input_size)
+
 
 def _read(image, layout: str | None) -> tuple[torch.Tensor, torch.Tensor | None, images.ImageKind]:
     """Any image kind -> (RGB float [B,3,H,W] 0..1, alpha or None, its kind for the way back)."""
@@ -415,21 +439,19 @@ def _mask_at(mask, size: tuple[int, int], batch: int) -> torch.Tensor | None:
 
 
 class _Stages:
-    """One progress bar over several engine calls: stage i's (done, total) maps onto steps
-    [i·1000, (i+1)·1000) of count·1000, so hosts see a single monotonic bar."""
+    """One progress bar over several engine calls, counted in the tiles the planner foresaw for each call:
+    call i's (done, total) maps onto its share of the sum, so hosts see a single monotonic bar."""
 
-    STEPS = 1000
-
-    def __init__(self, progress: Progress | None, count: int) -> None:
-        self.progress, self.count, self.index = progress, max(count, 1), -1
+    def __init__(self, progress: Progress | None, tiles: list[int]) -> None:
+        self.progress, self.tiles, self.index = progress, [max(1, t) for t in tiles], -1
 
     def next(self) -> Progress | None:
         self.index += 1
         if self.progress is None:
             return None
-        offset, total = self.index * self.STEPS, self.count * self.STEPS
+        offset, share, total = sum(self.tiles[: self.index]), self.tiles[self.index], sum(self.tiles)
 
         def report(done: int, stage_total: int) -> None:
-            self.progress(offset + math.floor(self.STEPS * done / max(stage_total, 1)), total)
+            self.progress(offset + math.floor(share * min(done, stage_total) / max(stage_total, 1)), total)
 
         return report
