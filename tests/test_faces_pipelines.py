@@ -15,7 +15,7 @@ from swin2sr.faces import FaceBox, boxes_from_mask, crop_region, get_detector, s
 from swin2sr.matte import Compositor, ellipse_matte, fade_at_inner_edges
 from swin2sr.images import resize
 from swin2sr.pipelines import refine_faces, stage1_factor, two_stage
-from tests.checkpoints import TINY_CONFIGS, random_official_state_dict
+from checkpoints import TINY_CONFIGS, random_official_state_dict
 
 ONE_LEVEL = 1 / 255
 
