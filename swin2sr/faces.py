@@ -266,7 +266,9 @@ def _label_regions(binary: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- geometry
 
 
-def crop_region(box: FaceBox, crop_factor: float, height: int, width: int, multiple: int = 1) -> tuple[int, int, int, int]:
+def crop_region(
+    box: FaceBox, crop_factor: float, height: int, width: int, multiple: int = 1
+) -> tuple[int, int, int, int]:
     """The integer region (x0, y0, x1, y1) around `box` grown `crop_factor` times about its centre, clamped to
     the image, with its origin snapped down to `multiple` (the model's window) so a crop sees the same
     windows as the whole image did, which makes the crop pass reproduce the whole-image pass inside it.

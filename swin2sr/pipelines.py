@@ -127,7 +127,7 @@ def refine_faces(
     face_model: torch.nn.Module | None = None,
     detector: str = "auto",
     boxes: Sequence[BoxLike] | None = None,
-    mask: torch.Tensor | None = None,
+    mask=None,
     threshold: float = 0.5,
     min_size: float = 16,
     max_faces: int = 0,
@@ -198,7 +198,7 @@ def two_stage(
     stage2_model: torch.nn.Module,
     *,
     scale: int = 4,
-    regions: str | torch.Tensor | Sequence[BoxLike] | None = None,
+    regions=None,
     detector: str = "auto",
     threshold: float = 0.5,
     min_size: float = 16,
@@ -213,7 +213,7 @@ def two_stage(
     return_report: bool = False,
     **options,
 ):
-    """Upscale `image` [B,3,H,W] exactly `scale` times: `stage1_model` to scale / stage2.scale (a model with a
+    """Upscale `image` exactly `scale` times: `stage1_model` to scale / stage2.scale (a model with a
     larger scale is followed by an exact antialiased bicubic downscale), then `stage2_model` over the whole
     stage-1 image (`regions=None`) or only over ``"faces"`` (detected on the input), a mask (any resolution of
     the same aspect) or a box list (input pixels), pasted into a bicubic enlargement of stage 1 with the same
@@ -230,36 +230,50 @@ def two_stage(
                             output_size=(h * scale, w * scale), stage1_downscaled=s1 != factor)
     logger.info("two-stage plan: %s", report)
 
-    whole = regions is None
-    if not whole:
-        selection = Selection(threshold, min_size, max_faces)
-        mask = regions if isinstance(regions, torch.Tensor) else None
-        boxes = None if isinstance(regions, (str, torch.Tensor)) else regions
-        if isinstance(regions, str) and regions != "faces":
-            raise ValueError(f"regions must be None, 'faces', a mask or a box list, got {regions!r}")
+    settings = RegionSettings(crop_factor, 0, mask_grow, feather, color_match)
+    pasted, mask = None, None
+    if regions is not None:
         with report.timed("detect"):
-            found = _find_regions(image, detector, boxes, mask, selection)
-        faces = [[b.scaled(factor, factor) for b in boxes_of_one] for boxes_of_one in found]
-        settings = RegionSettings(crop_factor, 0, mask_grow, feather, color_match)
-        regions = _layout(report.stage1_size, report.output_size, faces, stage2_model, settings)
-        report.regions = len(regions)
+            pasted, mask = _stage2_regions(image, regions, detector, Selection(threshold, min_size, max_faces),
+                                           factor, report, stage2_model, settings)
+        report.regions = len(pasted)
     run = _Engine(options, cancel, report.upscale_reports)
-    stage2_shapes = [(b, 3, *report.stage1_size)] if whole else [_input_shape(r, stage2_model) for r in regions]
-    stages = _Stages(progress, [run.plan(m, shape).total_tiles for m, shape in
-                                [(stage1_model, image.shape)] + [(stage2_model, x) for x in stage2_shapes]])
+    stage2_shapes = [(b, 3, *report.stage1_size)] if pasted is None else [_input_shape(r, stage2_model) for r in pasted]
+    stages = _Stages(progress, [run.plan(stage1_model, image.shape).total_tiles]
+                     + [run.plan(stage2_model, shape).total_tiles for shape in stage2_shapes])
 
     with report.timed("stage 1"):
         mid = images.resize(run(stage1_model, image, stages.next()), *report.stage1_size)
     with report.timed("stage 2"):
-        if whole:
+        if pasted is None:
             out = run(stage2_model, mid, stages.next())
         else:
             base = images.resize(mid, *report.output_size)
             out_mask = _mask_at(mask, report.output_size, b)
-            out, _ = _paste_regions(mid, base, stage2_model, regions, out_mask, settings, stages, run, False)
+            out, _ = _paste_regions(mid, base, stage2_model, pasted, out_mask, settings, stages, run, False)
     logger.info("two-stage done: %s", report)
     out = _finish(out, alpha, kind)
     return (out, report) if return_report else out
+
+
+def _stage2_regions(
+    image: torch.Tensor,
+    regions: str | torch.Tensor | Sequence[BoxLike],
+    detector: str,
+    selection: Selection,
+    factor: int,
+    report: TwoStageReport,
+    model: torch.nn.Module,
+    settings: RegionSettings,
+) -> tuple[list[RefinedRegion], torch.Tensor | None]:
+    """Stage 2's regions laid out on the stage-1 image (faces found on the input), and the mask if one was given."""
+    if isinstance(regions, str) and regions != "faces":
+        raise ValueError(f"regions must be None, 'faces', a mask or a box list, got {regions!r}")
+    mask = torch.as_tensor(regions) if not isinstance(regions, (str, list, tuple)) else None
+    boxes = regions if isinstance(regions, (list, tuple)) else None
+    found = _find_regions(image, detector, boxes, mask, selection)
+    faces = [[box.scaled(factor, factor) for box in boxes_of_one] for boxes_of_one in found]
+    return _layout(report.stage1_size, report.output_size, faces, model, settings), mask
 
 
 def stage1_factor(scale: int, s1: int, s2: int) -> int:
