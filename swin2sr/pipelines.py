@@ -32,7 +32,7 @@ import torch.nn.functional as F
 import swin2sr
 
 from . import images
-from .faces import FaceBox, as_boxes, boxes_from_mask, crop_region, detect_faces, select_faces
+from .faces import Detector, FaceBox, as_boxes, boxes_from_mask, crop_region, detect_faces, select_faces
 from .matte import Compositor, ellipse_matte, fade_at_inner_edges, mask_matte, match_color
 from .upscale import tile_multiple
 
@@ -125,7 +125,7 @@ def refine_faces(
     *,
     base=None,
     face_model: torch.nn.Module | None = None,
-    detector: str = "auto",
+    detector: str | Detector = "auto",
     boxes: Sequence[BoxLike] | None = None,
     mask=None,
     threshold: float = 0.5,
@@ -149,7 +149,8 @@ def refine_faces(
 
     Faces come from `boxes` (source pixels, applied to every image of the batch), else from the connected
     regions of `mask` (any resolution of the same aspect; the matte then follows the mask's shape), else
-    from `detector` (see :mod:`swin2sr.faces`), filtered by `threshold`, `min_size` (px, shorter side),
+    from `detector` (a name from :mod:`swin2sr.faces`, or your own callable: RGB uint8 HWC array -> FaceBoxes),
+    filtered by `threshold`, `min_size` (px, shorter side),
     `max_faces` (k largest, 0 = all) and `face_index` (in largest-first order).
 
     Each face's crop (the box grown `crop_factor` times) is enlarged so that `face_model`'s (default
@@ -199,7 +200,7 @@ def two_stage(
     *,
     scale: int = 4,
     regions=None,
-    detector: str = "auto",
+    detector: str | Detector = "auto",
     threshold: float = 0.5,
     min_size: float = 16,
     max_faces: int = 0,
@@ -259,7 +260,7 @@ def two_stage(
 def _stage2_regions(
     image: torch.Tensor,
     regions: str | torch.Tensor | Sequence[BoxLike],
-    detector: str,
+    detector: str | Detector,
     selection: Selection,
     factor: int,
     report: TwoStageReport,
@@ -291,7 +292,7 @@ def stage1_factor(scale: int, s1: int, s2: int) -> int:
 
 def _find_regions(
     image: torch.Tensor,
-    detector: str,
+    detector: str | Detector,
     boxes: Sequence[BoxLike] | None,
     mask: torch.Tensor | None,
     selection: Selection,

@@ -274,3 +274,25 @@ def test_images_come_back_in_the_callers_kind():
     comfy = torch.from_numpy(array)[None].float() / 255  # ComfyUI IMAGE: [B,H,W,C]
     out = two_stage(comfy, tiny("tiny_x2"), model, regions=[(10, 10, 30, 30)])
     assert out.shape == (1, 192, 160, 3)
+
+
+def test_detected_faces_are_filtered_then_refined_and_two_stage_uses_them_on_the_input():
+    """A detector is any callable RGB uint8 HWC -> FaceBoxes, so the detection path runs without a backend."""
+    seen = []
+
+    def detector(rgb):
+        seen.append(rgb.shape)
+        return [FaceBox(8, 8, 40, 40, 0.9), FaceBox(44, 10, 60, 26, 0.2), FaceBox(50, 40, 58, 48, 0.99)]
+
+    model = tiny("tiny_x2")
+    image = photo_like(64, 72)
+    _, _, regions = refine_faces(image, model, detector=detector, face_size=0)
+    assert seen == [(64, 72, 3)] and [r.box.score for r in regions] == [0.9]  # low score and too small dropped
+    out, report = two_stage(image, tiny("tiny_x2", seed=1), model, regions="faces", detector=detector,
+                            min_size=4, max_faces=1, return_report=True)
+    assert report.regions == 1 and out.shape == (1, 3, 256, 288)
+
+
+def test_a_mask_of_another_shape_is_a_clear_error():
+    with pytest.raises(ValueError, match="does not fit"):
+        refine_faces(photo_like(32, 32), tiny("tiny_x2"), mask=torch.ones(32, 64))
