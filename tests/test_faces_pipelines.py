@@ -223,7 +223,7 @@ def test_auto_without_any_detector_explains_the_options(monkeypatch):
 
     get_detector.cache_clear()
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
-    with pytest.raises(ValueError, match="no-deps facenet-pytorch"):
+    with pytest.raises(ValueError, match="reinstall swin2sr"):
         get_detector("auto")
     get_detector.cache_clear()
 
