@@ -1,7 +1,7 @@
 """Hits and false alarms of each offline face detector on real photos that ship inside PyPI wheels.
 
-Needs the measurement-only packages of requirements-faces.txt (scikit-image, matplotlib, scikit-learn) and
-whichever detectors you want measured (facenet-pytorch installed with --no-deps, opencv-python-headless<5).
+Needs the measurement-only packages of requirements-faces.txt (scikit-image, matplotlib, scikit-learn);
+measures every detector that loads here (the embedded MTCNN always; Haar with OpenCV 4.x).
 Face images: skimage astronaut and camera, matplotlib grace_hopper, the two side by side (two faces), and the
 astronaut at 1/2 and 1/4 size (small faces). No-face images: sklearn china/flower, skimage chelsea (a cat),
 coffee, rocket, horse, brick.  A hit is a box with IoU >= 0.3 against a hand-marked face box; every other

@@ -110,7 +110,6 @@ _BACKENDS: dict[str, tuple[str, Callable[[], Detector]]] = {
 }
 DETECTORS = ("auto", *_BACKENDS)
 
-_INSTALL_HINT = "reinstall swin2sr (it embeds the MTCNN weights), or pass a mask or a box list instead of detecting"
 
 
 @functools.lru_cache(maxsize=None)
@@ -132,7 +131,8 @@ def get_detector(name: str = "auto") -> Detector:
             continue
         logger.info("face detector: %s", candidate)
         return detector
-    raise ValueError(f"no face detector available ({'; '.join(reasons)}); {_INSTALL_HINT}")
+    fix = "reinstall swin2sr (it embeds the MTCNN weights)" if name != "haar" else "use detector='auto'"
+    raise ValueError(f"no face detector available ({'; '.join(reasons)}); {fix}, or pass a mask or a box list")
 
 
 def available_detectors() -> list[str]:
