@@ -38,7 +38,7 @@ GENERIC_HEAD_ELEMENTS = 4 * NUM_FEAT  # times scale^2
 CUDA_SAFETY = 0.8
 # On the CPU bigger tiles are not faster (attention is windowed), so RAM use is kept modest.
 CPU_SAFETY = 0.25
-CPU_BUDGET_CAP = 1 << 30
+CPU_BUDGET_CAP = 512 << 20
 
 
 def dtype_size(dtype: torch.dtype) -> int:

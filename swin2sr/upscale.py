@@ -284,11 +284,12 @@ def upscale(
         precision=precision, max_input_size=max_input_size, memory_budget=memory_budget,
         free_memory=free_memory, device=device,
     )  # fmt: skip
-    if plan.prescaled:
+    if plan.prescaled:  # a warning: the user gets less resolution than they may expect
         (h, w), (mh, mw) = plan.input_size, plan.model_input_size
-        log.info(
-            "input %dx%d is larger than MAX_INPUT_SIZE=%d: downscaled to %dx%d first (set MAX_INPUT_SIZE=0 or use "
-            "the tiled upscale to keep full resolution)", w, h, settings.max_input_size(max_input_size), mw, mh,
+        log.warning(
+            "input %dx%d exceeds the single-pass limit (MAX_INPUT_SIZE=%d, output side <= %d): downscaled to %dx%d "
+            "first; set MAX_INPUT_SIZE=0 or use the tiled upscale to keep full resolution",
+            w, h, settings.max_input_size(max_input_size), settings.MAX_OUTPUT_SIDE, mw, mh,
         )  # fmt: skip
     log.info("%s", plan)
     report = UpscaleReport(plan=plan)
