@@ -4,8 +4,9 @@
 
 Results go to benchmarks/results/tiling_<section>.json (merged) and the
 scaling plot to docs/tiling_scaling.png (needs matplotlib, a dev dependency).
-The model is builtin-x4 when its weights are in the tree, else a seeded random
-network of the builtin's shape (said so in every result).
+The model is builtin-x4 when its weights are in the tree (or the checkpoint
+named by $BENCH_WEIGHTS), else a seeded random network of the builtin's shape
+(said so in every result).
 """
 
 from __future__ import annotations
@@ -50,7 +51,11 @@ def random_model(config) -> swin2sr.Swin2SR:
 
 
 def bench_model() -> tuple[torch.nn.Module, str]:
-    if BUILTIN.exists() and hasattr(swin2sr, "load_model"):
+    """builtin-x4 (or the checkpoint named by $BENCH_WEIGHTS), else a random model of its shape."""
+    override = os.environ.get("BENCH_WEIGHTS")
+    if override:
+        return swin2sr.load_model(override), f"{Path(override).name} (BENCH_WEIGHTS)"
+    if BUILTIN.exists():
         return swin2sr.load_model("builtin-x4"), "builtin-x4"
     return random_model(BUILTIN_SHAPE), "random weights, builtin-x4 shape (builtin weights not in the tree)"
 
