@@ -1,5 +1,21 @@
 """Swin2SR Upscaler: the host-independent core (network, loader, tiling, memory planning, pipelines)."""
 
 from .arch import Swin2SR, Swin2SRConfig
+from .memory import estimate_memory, memory_budget
+from .tiling import UpscaleCancelled, is_oom
+from .upscale import UpscalePlan, UpscaleReport, plan_upscale, sharpen, target_size, upscale
 
-__all__ = ["Swin2SR", "Swin2SRConfig"]
+__all__ = [
+    "Swin2SR",
+    "Swin2SRConfig",
+    "UpscaleCancelled",
+    "UpscalePlan",
+    "UpscaleReport",
+    "estimate_memory",
+    "is_oom",
+    "memory_budget",
+    "plan_upscale",
+    "sharpen",
+    "target_size",
+    "upscale",
+]
