@@ -217,15 +217,17 @@ def is_oom(exc: BaseException) -> bool:
     return oom
 
 
-def load_for_run(upscale_model: Any, forecast_bytes: int, device: torch.device) -> None:
+def load_for_run(upscale_models: list[Any], forecast_bytes: int, device: torch.device) -> None:
     """Make room through ComfyUI (it offloads SD models as needed) and bring our weights and buffers to `device`.
 
     force_full_load: the partial-load path only moves leaf modules ComfyUI built itself, which would leave plain
     torch layers and Swin's buffers on the offload device. The explicit move afterwards covers a model that another
     node (e.g. 0.3.6x's built-in upscale node) moved back to the CPU behind ComfyUI's back.
     """
-    mm.load_models_gpu([model_patcher(upscale_model)], memory_required=forecast_bytes, force_full_load=True)
-    core_model(upscale_model).to(device)
+    patchers = [model_patcher(m) for m in upscale_models]
+    mm.load_models_gpu(patchers, memory_required=forecast_bytes, force_full_load=True)
+    for upscale_model in upscale_models:
+        core_model(upscale_model).to(device)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -334,54 +336,64 @@ def device_capacity(device: torch.device) -> int:
 class ManagedRun:
     """One node execution: device, precision, memory forecast and loading, progress, cancel and OOM hooks.
 
-    Planning happens twice: first against the device's capacity, to learn what the best plan needs and ask ComfyUI
-    for that much (it offloads SD models as needed); then the core plans again against what is actually free.
+    Planning happens twice. First against the device's capacity (what ComfyUI could free by evicting its models),
+    to learn what the best plan needs; ComfyUI is asked for that much and offloads SD models as needed. Then the
+    core plans each image against ComfyUI's free-memory figure (`free_memory=`, re-read per image).
+    With several models (pipelines) all are loaded together and the largest forecast at the input size is asked for.
     """
 
-    def __init__(self, upscale_model: Any, images: torch.Tensor, **options: Any) -> None:
-        self.model = core_model(upscale_model)
+    def __init__(self, upscale_models: list[Any], images: torch.Tensor, **options: Any) -> None:
+        self.models = [core_model(m) for m in upscale_models]
         self.device = mm.get_torch_device()
-        precision = resolve_precision(model_precision(upscale_model), self.device)
+        precision = resolve_precision(model_precision(upscale_models[0]), self.device)
         self.options = dict(options, precision=precision, device=self.device)
         height, width = images.shape[1:3]
-        wish = core.plan_upscale(self.model, height, width, memory_budget=device_capacity(self.device), **self.options)
-        load_for_run(upscale_model, wish.predicted_bytes, self.device)
-        self.options["memory_budget"] = mm.get_free_memory(self.device)
+        capacity = device_capacity(self.device)
+        forecast = max(core.plan_upscale(model, height, width, free_memory=capacity, **self.options).predicted_bytes
+                       for model in self.models)
+        load_for_run(upscale_models, forecast, self.device)
         self.progress = RunProgress(images.shape[0])
 
-    def hooks(self) -> dict[str, Any]:
-        """Keyword arguments every core entry point takes: where and how to run, and the host callbacks."""
-        return dict(self.options, progress=self.progress, cancel=self.progress.cancel, is_oom=is_oom)
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.models[0]
+
+    def free_memory(self) -> int:
+        return mm.get_free_memory(self.device)
 
     def upscale(self, index: int, rgb: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """One [1, 3, H, W] image through the core with ComfyUI's memory figure and callbacks."""
         self.progress.start_image(index)
-        return core.upscale(self.model, rgb, return_report=True, **self.hooks())
+        return core.upscale(self.model, rgb, layout="BCHW", return_report=True, free_memory=self.free_memory,
+                            progress=self.progress, cancel=self.progress.cancel, is_oom=is_oom, **self.options)
 
 
 def upscale_images(upscale_model: Any, images: torch.Tensor, *, tile: int | str, max_input_size: int,
                    overlap: int = 16, target: str = "model scale", factor: float = 2.0, width: int = 0,
                    height: int = 0, sharpen: float = 0.0) -> tuple[torch.Tensor, str]:
     """Upscale every image of an IMAGE batch, one at a time; returns the batch and the plan summary."""
-    run = ManagedRun(upscale_model, images, tile=tile, overlap=overlap, max_input_size=max_input_size)
-    out_h, out_w = output_size(images, run.model.scale, target, factor, width, height)
+    run = ManagedRun([upscale_model], images, tile=tile, overlap=overlap, max_input_size=max_input_size)
+    size = target_size(images, run.model.scale, target, factor, width, height)
     output = OutputBatch(images.shape[0])
     for index in range(images.shape[0]):
         image = split_image(images, index)
         rgb, report = run.upscale(index, image.rgb)
         if sharpen > 0:
             rgb = core.sharpen(rgb, sharpen)
+        out_h, out_w = size or rgb.shape[-2:]
         alpha = None if image.alpha is None else resize(image.alpha, out_h, out_w)
         output.put(index, to_comfy_image(resize(rgb, out_h, out_w), alpha))
     log.info("Swin2SR: %s", report)
     return output.tensor, str(report)
 
 
-def output_size(images: torch.Tensor, scale: int, target: str, factor: float, width: int,
-                height: int) -> tuple[int, int]:
-    """The (height, width) a node should output for its target widgets."""
+def target_size(images: torch.Tensor, scale: int, target: str, factor: float, width: int,
+                height: int) -> tuple[int, int] | None:
+    """The (height, width) the target widgets ask for, relative to the input; None: the model's own scale
+    (of the input as the core ran it, i.e. after a Smart-Safe downscale)."""
     in_h, in_w = images.shape[1:3]
     if target == "factor":
         return core.target_size(in_h, in_w, scale, factor=factor)
     if target == "size":
         return core.target_size(in_h, in_w, scale, width=width or None, height=height or None)
-    return core.target_size(in_h, in_w, scale)
+    return None

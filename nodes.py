@@ -60,10 +60,11 @@ class ModelLoader:
 
 
 class Upscale:
-    """Smart-Safe single pass: refuses oversized inputs up front, then plans tiles and precision automatically."""
+    """Smart-Safe single pass: caps the input size up front, then plans tiles and precision automatically."""
 
-    DESCRIPTION = ("Upscales with automatic tiling and precision. Inputs larger than max_input_size are refused "
-                   "before any work (use Swin2SR Tiled Upscale for those).")
+    DESCRIPTION = ("Upscales with automatic tiling and precision. An input whose longer side exceeds max_input_size "
+                   "is first downscaled to it (and the output side kept within 4096 px), so one huge image cannot "
+                   "exhaust memory; use Swin2SR Tiled Upscale to keep full resolution.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "upscale"
@@ -74,7 +75,7 @@ class Upscale:
             **_model_and_image(),
             **_target_inputs(),
             "max_input_size": ("INT", {"default": 1024, "min": 0, "max": MAX_SIDE, "step": 8,
-                                       "tooltip": "largest input side accepted (0: no limit)"}),
+                                       "tooltip": "longer input sides are downscaled to this first (0: never)"}),
         }}
 
     def upscale(self, upscale_model: Any, image: torch.Tensor, max_input_size: int, **target: Any) -> tuple:

@@ -4,7 +4,7 @@
 a progress hook that raises on Cancel like ComfyUI's main.py, and imports the pack the way ComfyUI's
 `load_custom_node` does: `spec_from_file_location` on the repo's `__init__.py` under a module name derived from its
 path, so the pack's relative imports are exercised exactly as in ComfyUI. On exit every module it imported is
-removed again, so other tests never see a `comfy` module.
+removed again (the pack too), so other tests never see a `comfy` module.
 
 Flavours: "current" (upstream with `model_management.is_oom` and `CoreModelPatcher`) and "0.3.64" (neither).
 """
@@ -59,7 +59,6 @@ def comfy_environment(base_dir: Path, flavour: str = "current"):
     if flavour not in FLAVOURS:
         raise ValueError(f"unknown flavour {flavour!r}")
     shadowed = {name: sys.modules.pop(name) for name in list(sys.modules) if _is_host_module(name)}
-    before = set(sys.modules)
     sys.path.insert(0, str(SITE))
     try:
         folder_paths = importlib.import_module("folder_paths")
@@ -76,9 +75,13 @@ def comfy_environment(base_dir: Path, flavour: str = "current"):
         yield env
     finally:
         sys.path.remove(str(SITE))
-        for name in set(sys.modules) - before:
+        for name in [name for name in sys.modules if _is_host_module(name) or _is_pack_module(name)]:
             del sys.modules[name]
         sys.modules.update(shadowed)
+
+
+def _is_pack_module(name: str) -> bool:
+    return name == PACK_MODULE or name.startswith(PACK_MODULE + ".")
 
 
 def _is_host_module(name: str) -> bool:
