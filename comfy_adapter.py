@@ -28,6 +28,7 @@ import comfy.utils
 import folder_paths
 
 from . import swin2sr as core
+from .swin2sr import pipelines
 
 log = logging.getLogger("swin2sr")
 
@@ -361,11 +362,15 @@ class ManagedRun:
     def free_memory(self) -> int:
         return mm.get_free_memory(self.device)
 
-    def upscale(self, index: int, rgb: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        """One [1, 3, H, W] image through the core with ComfyUI's memory figure and callbacks."""
+    def start_image(self, index: int) -> dict[str, Any]:
+        """Keyword arguments for a core call on image `index`: run options, ComfyUI's memory figure, callbacks."""
         self.progress.start_image(index)
-        return core.upscale(self.model, rgb, layout="BCHW", return_report=True, free_memory=self.free_memory,
-                            progress=self.progress, cancel=self.progress.cancel, is_oom=is_oom, **self.options)
+        return dict(self.options, layout="BCHW", free_memory=self.free_memory, progress=self.progress,
+                    cancel=self.progress.cancel, is_oom=is_oom)
+
+    def upscale(self, index: int, rgb: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """One [1, 3, H, W] image through the core."""
+        return core.upscale(self.model, rgb, return_report=True, **self.start_image(index))
 
 
 def upscale_images(upscale_model: Any, images: torch.Tensor, *, tile: int | str, max_input_size: int,
@@ -380,9 +385,7 @@ def upscale_images(upscale_model: Any, images: torch.Tensor, *, tile: int | str,
         rgb, report = run.upscale(index, image.rgb)
         if sharpen > 0:
             rgb = core.sharpen(rgb, sharpen)
-        out_h, out_w = size or rgb.shape[-2:]
-        alpha = None if image.alpha is None else resize(image.alpha, out_h, out_w)
-        output.put(index, to_comfy_image(resize(rgb, out_h, out_w), alpha))
+        output.put(index, with_alpha(rgb if size is None else resize(rgb, *size), image.alpha))
     log.info("Swin2SR: %s", report)
     return output.tensor, str(report)
 
@@ -397,3 +400,59 @@ def target_size(images: torch.Tensor, scale: int, target: str, factor: float, wi
     if target == "size":
         return core.target_size(in_h, in_w, scale, width=width or None, height=height or None)
     return None
+
+
+def refine_faces(upscale_model: Any, images: torch.Tensor, *, face_model: Any = None, base: torch.Tensor | None = None,
+                 mask: torch.Tensor | None = None, **settings: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Face Region Refine over an IMAGE batch, one image at a time; returns (images, face masks [B, H', W']).
+
+    `settings` are the pipeline's own (detector, max_faces, face_size, feather, ...).
+    """
+    models = [upscale_model] if face_model is None else [upscale_model, face_model]
+    run = ManagedRun(models, images, tile="auto", max_input_size=0)
+    masks = as_mask_batch(mask)
+    output, face_masks = OutputBatch(images.shape[0]), OutputBatch(images.shape[0])
+    for index in range(images.shape[0]):
+        image = split_image(images, index)
+        refined, face_mask, _ = pipelines.refine_faces(
+            image.rgb, run.model, face_model=run.models[-1], base=_nth_rgb(base, index), mask=_nth(masks, index),
+            **settings, **run.start_image(index),
+        )
+        output.put(index, with_alpha(refined, image.alpha))
+        face_masks.put(index, face_mask[0])
+    return output.tensor, face_masks.tensor
+
+
+def two_stage(stage1_model: Any, stage2_model: Any, images: torch.Tensor, *, regions: str,
+              mask: torch.Tensor | None = None, **settings: Any) -> torch.Tensor:
+    """Two-Stage over an IMAGE batch, one image at a time. regions: "everywhere", "faces" or "mask" (the MASK input).
+
+    `settings` are the pipeline's own (scale, detector, ...).
+    """
+    if regions == "mask" and mask is None:
+        raise ValueError("Two-Stage: regions is 'mask' but no MASK is connected; connect one or pick another option.")
+    run = ManagedRun([stage2_model, stage1_model], images, tile="auto", max_input_size=0)
+    masks = as_mask_batch(mask)
+    output = OutputBatch(images.shape[0])
+    for index in range(images.shape[0]):
+        image = split_image(images, index)
+        where = {"everywhere": None, "faces": "faces", "mask": _nth(masks, index)}[regions]
+        options = run.start_image(index)
+        del options["max_input_size"]  # the pipeline always runs at full resolution
+        upscaled = pipelines.two_stage(image.rgb, run.models[1], run.models[0], regions=where, **settings, **options)
+        output.put(index, with_alpha(upscaled, image.alpha))
+    return output.tensor
+
+
+def with_alpha(rgb: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
+    """One [H, W, C] ComfyUI image from a [1, 3, H, W] result and the input's alpha resized to match (if any)."""
+    return to_comfy_image(rgb, None if alpha is None else resize(alpha, *rgb.shape[-2:]))
+
+
+def _nth(batch: torch.Tensor | None, index: int) -> torch.Tensor | None:
+    """Item `index` of an optional batch input; a shorter batch repeats (ComfyUI's convention for masks)."""
+    return None if batch is None else batch[index % batch.shape[0]]
+
+
+def _nth_rgb(images: torch.Tensor | None, index: int) -> torch.Tensor | None:
+    return None if images is None else split_image(images, index % images.shape[0]).rgb

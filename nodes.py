@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from . import comfy_adapter as host
+from .swin2sr.faces import DETECTORS
 
 CATEGORY = "image/upscaling/Swin2SR"
 TARGETS = ("model scale", "factor", "size")
@@ -113,8 +114,9 @@ class TiledUpscale:
 class FaceRefine:
     """Upscales an image, then re-renders face regions with a (possibly different) model and blends them in."""
 
-    DESCRIPTION = ("Face Region Refine: detects faces (or uses the given mask), upscales them with the face model and "
-                   "pastes them back with a feathered mask. Outputs the mask it used.")
+    DESCRIPTION = ("Face Region Refine: finds faces (detector, or the regions of the given mask), upscales each face "
+                   "crop so the face reaches face_size px, and pastes it back through a feathered, colour-matched "
+                   "mask. Outputs the mask it used.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE", "MASK")
     RETURN_NAMES = ("image", "face_mask")
@@ -123,24 +125,39 @@ class FaceRefine:
     @classmethod
     def INPUT_TYPES(cls) -> dict:
         return {
-            "required": _model_and_image(),
+            "required": {
+                **_model_and_image(),
+                "detector": (DETECTORS, {"default": "auto", "tooltip": "offline face detector; auto: the best "
+                                         "installed (facenet-pytorch, OpenCV, scikit-image)"}),
+                "threshold": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.05,
+                                        "tooltip": "minimum detection confidence"}),
+                "max_faces": ("INT", {"default": 0, "min": 0, "max": 64, "tooltip": "refine the N largest (0: all)"}),
+                "face_size": ("INT", {"default": 1024, "min": 0, "max": 4096, "step": 64,
+                                      "tooltip": "each face is upscaled until its crop reaches this many px "
+                                      "(0: the model's own scale)"}),
+                "feather": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 1.0, "step": 0.05,
+                                      "tooltip": "soft edge of the paste-back mask, relative to the face size"}),
+                "color_match": ("BOOLEAN", {"default": True, "tooltip": "match each face's colours to its "
+                                            "surroundings before pasting"}),
+            },
             "optional": {
-                "face_model": ("UPSCALE_MODEL", {"tooltip": "model for face crops (default: upscale_model)"}),
-                "base": ("IMAGE", {"tooltip": "an already upscaled image to paste the faces into"}),
+                "face_model": ("UPSCALE_MODEL", {"tooltip": "model for the face crops (default: upscale_model)"}),
+                "base": ("IMAGE", {"tooltip": "an already upscaled version of image to paste the faces into"}),
                 "mask": ("MASK", {"tooltip": "face regions to use instead of the detector"}),
             },
         }
 
-    def refine(self, upscale_model: Any, image: torch.Tensor, face_model: Any = None, base: torch.Tensor | None = None,
-               mask: torch.Tensor | None = None) -> tuple:
-        return host.refine_faces(upscale_model, image, face_model=face_model, base=base, mask=mask)
+    def refine(self, upscale_model: Any, image: torch.Tensor, face_model: Any = None,
+               base: torch.Tensor | None = None, mask: torch.Tensor | None = None, **settings: Any) -> tuple:
+        return host.refine_faces(upscale_model, image, face_model=face_model, base=base, mask=mask, **settings)
 
 
 class TwoStage:
     """Real-ESRGAN (or any) first stage, then Swin2SR, over the whole image or only in given regions."""
 
-    DESCRIPTION = ("Two-Stage: stage 1 (e.g. Real-ESRGAN x2 from Load Upscale Model) removes real-world degradation, "
-                   "stage 2 (Swin2SR) adds detail; regions limits stage 2 to faces or a mask.")
+    DESCRIPTION = ("Two-Stage: stage 1 (e.g. Real-ESRGAN x2 from Load Upscale Model) removes real-world degradation "
+                   "up to scale / stage 2's scale, stage 2 (Swin2SR) adds detail; regions limits stage 2 to faces "
+                   "or a mask, the rest is stage 1 enlarged smoothly.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "upscale"
@@ -152,17 +169,17 @@ class TwoStage:
                 "stage1_model": ("UPSCALE_MODEL",),
                 "stage2_model": ("UPSCALE_MODEL",),
                 "image": ("IMAGE",),
-                "scale": ("INT", {"default": 4, "min": 2, "max": 16, "tooltip": "total scale; a multiple of the "
-                                  "stage-2 model's scale, stage 1 covers the rest"}),
-                "regions": (REGIONS, {"default": "everywhere", "tooltip": "where stage 2 runs; elsewhere stage 1 "
-                                      "is enlarged smoothly"}),
+                "scale": ("INT", {"default": 4, "min": 2, "max": 16, "tooltip": "total scale: a multiple of the "
+                                  "stage-2 model's scale; stage 1 covers the rest"}),
+                "regions": (REGIONS, {"default": "everywhere", "tooltip": "where stage 2 runs"}),
+                "detector": (DETECTORS, {"default": "auto", "tooltip": "face detector when regions is 'faces'"}),
             },
-            "optional": {"mask": ("MASK", {"tooltip": "where stage 2 applies when regions is 'mask'"})},
+            "optional": {"mask": ("MASK", {"tooltip": "where stage 2 runs when regions is 'mask'"})},
         }
 
-    def upscale(self, stage1_model: Any, stage2_model: Any, image: torch.Tensor, scale: int, regions: str,
-                mask: torch.Tensor | None = None) -> tuple:
-        return (host.two_stage(stage1_model, stage2_model, image, scale=scale, regions=regions, mask=mask),)
+    def upscale(self, stage1_model: Any, stage2_model: Any, image: torch.Tensor, regions: str,
+                mask: torch.Tensor | None = None, **settings: Any) -> tuple:
+        return (host.two_stage(stage1_model, stage2_model, image, regions=regions, mask=mask, **settings),)
 
 
 NODE_CLASS_MAPPINGS = {
