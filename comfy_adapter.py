@@ -182,8 +182,11 @@ def model_patcher(upscale_model: Any) -> Any:
     return patcher
 
 
-def model_precision(upscale_model: Any) -> str:
-    return getattr(upscale_model, _PRECISION_ATTR, "auto")
+def model_precision(upscale_models: list[Any]) -> str:
+    """The precision chosen on our loader node; the first explicit choice wins when a run uses several models
+    (a model from ComfyUI's built-in loader has none: "auto")."""
+    chosen = [getattr(m, _PRECISION_ATTR, "auto") for m in upscale_models]
+    return next((p for p in chosen if p != "auto"), "auto")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -340,13 +343,14 @@ class ManagedRun:
     Planning happens twice. First against the device's capacity (what ComfyUI could free by evicting its models),
     to learn what the best plan needs; ComfyUI is asked for that much and offloads SD models as needed. Then the
     core plans each image against ComfyUI's free-memory figure (`free_memory=`, re-read per image).
-    With several models (pipelines) all are loaded together and the largest forecast at the input size is asked for.
+    With several models (pipelines) all are loaded together and the largest forecast at the input size is asked for
+    (later stages see larger images; their own planning against free memory keeps them safe).
     """
 
     def __init__(self, upscale_models: list[Any], images: torch.Tensor, **options: Any) -> None:
         self.models = [core_model(m) for m in upscale_models]
         self.device = mm.get_torch_device()
-        precision = resolve_precision(model_precision(upscale_models[0]), self.device)
+        precision = resolve_precision(model_precision(upscale_models), self.device)
         self.options = dict(options, precision=precision, device=self.device)
         height, width = images.shape[1:3]
         capacity = device_capacity(self.device)
@@ -431,7 +435,7 @@ def two_stage(stage1_model: Any, stage2_model: Any, images: torch.Tensor, *, reg
     """
     if regions == "mask" and mask is None:
         raise ValueError("Two-Stage: regions is 'mask' but no MASK is connected; connect one or pick another option.")
-    run = ManagedRun([stage2_model, stage1_model], images, tile="auto", max_input_size=0)
+    run = ManagedRun([stage1_model, stage2_model], images, tile="auto", max_input_size=0)
     masks = as_mask_batch(mask)
     output = OutputBatch(images.shape[0])
     for index in range(images.shape[0]):
@@ -439,7 +443,7 @@ def two_stage(stage1_model: Any, stage2_model: Any, images: torch.Tensor, *, reg
         where = {"everywhere": None, "faces": "faces", "mask": _nth(masks, index)}[regions]
         options = run.start_image(index)
         del options["max_input_size"]  # the pipeline always runs at full resolution
-        upscaled = pipelines.two_stage(image.rgb, run.models[1], run.models[0], regions=where, **settings, **options)
+        upscaled = pipelines.two_stage(image.rgb, *run.models, regions=where, **settings, **options)
         output.put(index, with_alpha(upscaled, image.alpha))
     return output.tensor
 

@@ -463,3 +463,13 @@ def test_two_stage_mask_regions_need_a_mask(comfy):
     with pytest.raises(ValueError, match="no MASK is connected"):
         comfy.run("Swin2SR_TwoStage", stage1_model=model, stage2_model=model, image=images(), scale=4,
                   regions="mask", detector="auto")
+
+
+@pytest.mark.skipif(not FIXTURE.exists(), reason="shared/fixtures/realesr-animevideov3.pth is not present")
+def test_real_esrgan_from_our_loader_works_in_our_nodes_and_the_builtin_node(any_comfy, base):
+    (base / "models" / "upscale_models" / FIXTURE.name).write_bytes(FIXTURE.read_bytes())
+    model = load(any_comfy, FIXTURE.name)
+    image = images(height=20, width=16)
+    ours, builtin = upscale(any_comfy, model, image), builtin_upscale_node(any_comfy, model, image)
+    assert ours.shape == (1, 80, 64, 3)
+    torch.testing.assert_close(ours, builtin, atol=1e-4, rtol=0)
