@@ -15,18 +15,33 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger("swin2sr")
 
-# Output formats by suffix: PIL format name and save options (PNG and WebP lossless).
-OUTPUT_FORMATS: dict[str, tuple[str, dict]] = {
-    ".png": ("PNG", {"compress_level": 6}),
-    ".jpg": ("JPEG", {"quality": 95}),
-    ".jpeg": ("JPEG", {"quality": 95}),
-    ".webp": ("WEBP", {"lossless": True}),
-    ".tif": ("TIFF", {"compression": "tiff_deflate"}),
-    ".tiff": ("TIFF", {"compression": "tiff_deflate"}),
+
+
+@dataclass(frozen=True)
+class OutputFormat:
+    """How PIL writes one output format: its name, save options and the image modes it stores as they are."""
+
+    name: str
+    options: dict
+    modes: tuple[str, ...]
+
+
+_DEEP = ("L", "LA", "RGB", "RGBA", "I;16")
+_PNG = OutputFormat("PNG", {"compress_level": 6}, _DEEP)
+_JPEG = OutputFormat("JPEG", {"quality": 95}, ("L", "RGB"))
+_TIFF = OutputFormat("TIFF", {"compression": "tiff_deflate"}, _DEEP)
+OUTPUT_FORMATS: dict[str, OutputFormat] = {
+    ".png": _PNG,
+    ".jpg": _JPEG,
+    ".jpeg": _JPEG,
+    ".webp": OutputFormat("WEBP", {"lossless": True}, ("RGB", "RGBA")),
+    ".tif": _TIFF,
+    ".tiff": _TIFF,
 }
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
 
@@ -119,10 +134,12 @@ def run_upscale(args: argparse.Namespace) -> int:
     options = processing_options(args)
     image = read_image(args.input)
     model = swin2sr.load_any_model(args.model, device=options["device"])
-    log.info("model: %s (x%d)", model.variant, model.scale)
-    bar = TextProgressBar(sys.stderr, label=f"upscaling {args.input.name}")
-    result, report = swin2sr.upscale(model, image, **options, progress=bar, return_report=True)
-    bar.close()
+    log.info("model: %s", model.variant)
+    bar = TextProgressBar(sys.stderr if not args.quiet else None, label=f"upscaling {args.input.name}")
+    try:
+        result, report = swin2sr.upscale(model, image, **options, progress=bar, return_report=True)
+    finally:
+        bar.close()
     log.info("%s", report)
     write_image_atomically(result, args.output, output_format)
     log.info("wrote %s", args.output)
@@ -132,9 +149,10 @@ def run_upscale(args: argparse.Namespace) -> int:
 # --- image files -----------------------------------------------------------------------------------
 
 
-def output_format_for(path: Path) -> tuple[str, dict]:
+def output_format_for(path: Path) -> OutputFormat:
+    """The format named by the suffix; lossless PNG when the name has none."""
     try:
-        return OUTPUT_FORMATS[path.suffix.lower()]
+        return OUTPUT_FORMATS[path.suffix.lower() or ".png"]
     except KeyError:
         known = ", ".join(OUTPUT_FORMATS)
         raise ValueError(f"cannot tell the output format from {path.name!r}; use one of {known}") from None
@@ -162,40 +180,41 @@ def read_image(path: Path):
     return image
 
 
-def write_image_atomically(image, path: Path, output_format: tuple[str, dict]) -> None:
+def write_image_atomically(image, path: Path, output_format: OutputFormat) -> None:
     """Write to a temporary file next to `path`, then rename: no half-written output on errors or Ctrl-C."""
-    from PIL import Image
-
-    fmt, options = output_format
-    if not isinstance(image, Image.Image):
-        image = Image.fromarray(image)
-    if image.mode == "I;16" and fmt != "PNG" or image.mode in ("LA", "RGBA") and fmt == "JPEG":
-        image = _to_8bit_rgb(image)
+    image = storable_image(image, output_format)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            image.save(f, format=fmt, **options)
+            image.save(f, format=output_format.name, **output_format.options)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
 
 
-def _to_8bit_rgb(image):
+def storable_image(image, output_format: OutputFormat):
+    """A PIL image in a mode the format stores: 16-bit becomes 8-bit and alpha is dropped only where needed."""
+    import numpy as np
     from PIL import Image
 
+    if not isinstance(image, Image.Image):
+        image = Image.fromarray(image)
+    if image.mode in output_format.modes:
+        return image
     if image.mode == "I;16":
-        import numpy as np
-
-        return Image.fromarray((np.asarray(image, dtype=np.float32) / 257.0).round().astype(np.uint8)).convert("RGB")
-    return image.convert("RGB")
+        image = Image.fromarray((np.asarray(image, dtype=np.float32) / 257.0).round().astype(np.uint8))
+        if image.mode in output_format.modes:
+            return image
+    keep_alpha = image.mode in ("LA", "RGBA") and "RGBA" in output_format.modes
+    return image.convert("RGBA" if keep_alpha else "RGB")
 
 
 class TextProgressBar:
     """A one-line progress bar on a text stream, fed by swin2sr.upscale's progress(done, total) callback.
 
-    Work done in a single step draws nothing; longer work redraws the line in place.
+    Work done in a single step draws nothing; longer work redraws the line in place.  No stream: silent.
     """
 
     def __init__(self, stream, label: str = "", width: int = 30) -> None:
@@ -206,12 +225,12 @@ class TextProgressBar:
         self.drawn = False
 
     def __call__(self, done: int, total: int) -> None:
-        if total <= 1:
+        if self.stream is None or total <= 1:
             return
         filled = self.width * done // total
         elapsed = time.monotonic() - self.start
         bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {done}/{total} tiles, {elapsed:.0f} s")
+        self.stream.write(f"\r{self.label} [{bar}] {done}/{total}, {elapsed:.0f} s")
         self.stream.flush()
         self.drawn = True
 
@@ -238,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(format="%(message)s", level=logging.WARNING if args.quiet else logging.INFO)
+    logging.basicConfig(format="%(message)s", level=logging.WARNING if args.quiet else logging.INFO, force=True)
     try:
         return args.run(args)
     except ValueError as exc:  # CheckpointError included: messages written for the user

@@ -158,8 +158,15 @@ def store(out: torch.Tensor, values: torch.Tensor) -> None:
 
 
 def new_output(batch: int, height: int, width: int, kind: ImageKind, output_dtype=None) -> torch.Tensor:
-    """The preallocated host output [B, C, H, W] (C = 3 for the colour part; alpha/gray are handled in finish)."""
-    return torch.empty((batch, 3, height, width), dtype=output_storage(kind, output_dtype))
+    """The preallocated host output, seen as [B, 3, H, W] (alpha and gray are handled in `finish`).
+
+    Stored channels-last unless the caller wants BCHW tensors, so PIL/numpy/ComfyUI
+    results are handed back without another full-size copy.
+    """
+    dtype = output_storage(kind, output_dtype)
+    if kind.kind == "torch" and kind.layout == "BCHW":
+        return torch.empty((batch, 3, height, width), dtype=dtype)
+    return torch.empty((batch, height, width, 3), dtype=dtype).permute(0, 3, 1, 2)
 
 
 def finish(color: torch.Tensor, alpha: torch.Tensor | None, kind: ImageKind):
@@ -208,4 +215,4 @@ def _to_numpy_hwc(chw: torch.Tensor, kind: ImageKind) -> np.ndarray:
         return hwc.mul(255).round_().to(torch.uint8).numpy()
     if target == np.uint16:
         return hwc.mul(65535).round_().numpy().astype(np.uint16)
-    return hwc.numpy().astype(target)
+    return hwc.numpy().astype(target, copy=False)

@@ -18,12 +18,11 @@ against this package's engine with the torch profiler (benchmarks/bench_tiling.p
 * input and output of the tile: 3 + 3*s^2 elements/px.
 
 Models without a Swin2SR config (foreign architectures) get a conservative
-generic figure; `probe_memory` measures one instead.
+generic figure; `measured_peak` can measure one instead (a one-off probe).
 """
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Callable
 
@@ -150,22 +149,32 @@ def memory_budget(
     return budget, free
 
 
-def probe_memory(model: torch.nn.Module, device: torch.device, dtype: torch.dtype, side: int = 64) -> float:
-    """Measured peak activation bytes per input pixel of one forward (CUDA only), for models the formula does not know."""
-    if device.type != "cuda":
-        raise ValueError("probe_memory measures CUDA memory; on other devices use estimate_memory")
-    torch.cuda.synchronize(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    before = torch.cuda.memory_allocated(device)
-    with torch.inference_mode():
-        model(torch.rand(1, 3, side, side, device=device, dtype=dtype))
-    torch.cuda.synchronize(device)
-    return (torch.cuda.max_memory_allocated(device) - before) / (side * side)
+def measured_peak(run: Callable[[], object], device: torch.device) -> int:
+    """Peak bytes allocated on `device` while `run()` executes, above what was allocated before.
+
+    CUDA: the allocator's max_memory_allocated.  CPU: the torch profiler's allocation
+    events, replayed in order (what torch itself allocates; not allocator slack).
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        run()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - before
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        run()
+    events = sorted(
+        (e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"
+    )
+    live = peak = 0
+    for _, nbytes in events:
+        live += nbytes
+        peak = max(peak, live)
+    return peak
 
 
 def human_bytes(n: float) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
-
-
-def gib(n: float) -> float:
-    return n / math.pow(2, 30)

@@ -274,7 +274,7 @@ class TileRunner:
 
     def _reduce(self, failed_batch: int, message: str) -> None:
         if failed_batch > 1:
-            self.batch = failed_batch // 2
+            self.batch = (failed_batch + 1) // 2
             self.stats.batch_splits += 1
             return
         if self.tile <= self.min_tile:

@@ -221,11 +221,12 @@ def plan_upscale(
 
 def _largest_fitting_tile(cost: Callable[[int], int], longest: int, multiple: int, budget: int) -> int:
     """Largest multiple of the window (up to the whole image) whose forecast fits; the smallest tile otherwise."""
-    smallest = max(MIN_TILE, multiple)
-    side = memory.padded(longest, multiple)
-    while side > smallest and cost(side) > budget:
-        side = max(smallest, align_down(int(side * 0.9), multiple))
-    return side
+    smallest = max(MIN_TILE, multiple) // multiple
+    lo, hi = smallest, max(smallest, memory.padded(longest, multiple) // multiple)
+    while lo < hi:  # the forecast grows with the tile: binary search for the last side that fits
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if cost(mid * multiple) <= budget else (lo, mid - 1)
+    return lo * multiple
 
 
 def upscale(

@@ -10,7 +10,8 @@ from checkpoints import OFFICIAL_CONFIGS, TINY_CONFIGS, random_official_state_di
 
 import swin2sr
 from swin2sr.arch import Swin2SRConfig
-from swin2sr.loader import infer_config, read_checkpoint, save_model
+from swin2sr.loader import read_checkpoint, save_model
+from swin2sr.variants import infer_config
 
 RELEASE_NAMES = {
     "classical_x2": "ClassicalSR x2",

@@ -105,6 +105,13 @@ def test_the_output_is_the_input_size_times_the_scale_for_any_size():
         assert model(torch.rand(1, 3, h, w)).shape == (1, 3, 4 * h, 4 * w)
 
 
+def test_the_forward_reflect_pads_only_to_the_next_window_multiple_and_crops_back():
+    model = swin2sr.load_model(STATE)
+    x = torch.rand(1, 3, 9, 17)
+    padded = torch.nn.functional.pad(x, (0, 7, 0, 7), mode="reflect")  # 16 x 24: the next multiples of 8
+    assert torch.allclose(model(x), model(padded)[..., : 9 * 4, : 17 * 4], atol=1e-6)
+
+
 def test_device_and_dtype_are_applied():
     model = swin2sr.load_model(STATE, device="cpu", dtype=torch.float64)
     assert all(p.dtype == torch.float64 for p in model.parameters())
