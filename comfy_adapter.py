@@ -28,12 +28,13 @@ import comfy.utils
 import folder_paths
 
 from . import swin2sr as core
+from .swin2sr import images as core_images
 from .swin2sr import pipelines
 
 log = logging.getLogger("swin2sr")
 
 FOLDER = "swin2sr"
-BUILTIN_MODELS = ("builtin-x4", "builtin-x2")
+BUILTIN_MODELS = tuple(core.BUILTIN_MODELS)  # the embedded checkpoints: "builtin-x4", "builtin-x2"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CHECKPOINT_EXTENSIONS = (".pth", ".pt", ".ckpt", ".bin", ".safetensors", ".sft")
 
@@ -173,7 +174,7 @@ def model_patcher(upscale_model: Any) -> Any:
     current upstream), else one we create and cache on the object."""
     model = core_model(upscale_model)
     own = getattr(upscale_model, "patcher", None)
-    if own is not None and own.model in (model, getattr(model, "model", None)):
+    if own is not None and any(own.model is module for module in (model, getattr(model, "model", None))):
         return own
     patcher = getattr(upscale_model, _PATCHER_ATTR, None)
     if patcher is None:
@@ -277,24 +278,10 @@ class SplitImage:
 
 
 def split_image(batch: torch.Tensor, index: int) -> SplitImage:
-    """Take image `index` of a [B, H, W, C] batch (C = 1, 3 or 4), clamped; only this one image is copied."""
-    image = batch[index : index + 1].movedim(-1, 1).float().clamp(0, 1)
-    channels = image.shape[1]
-    if channels == 1:
-        return SplitImage(image.expand(-1, 3, -1, -1), None)
-    if channels not in (3, 4):
-        raise ValueError(f"IMAGE has {channels} channels; expected 1 (grey), 3 (RGB) or 4 (RGBA)")
-    return SplitImage(image[:, :3], image[:, 3:] if channels == 4 else None)
-
-
-def resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Resize [B, C, H, W]: antialiased bicubic (area-like when shrinking), clamped to 0..1."""
-    if image.shape[-2:] == (height, width):
-        return image
-    resized = torch.nn.functional.interpolate(
-        image, size=(height, width), mode="bicubic", align_corners=False, antialias=True
-    )
-    return resized.clamp_(0, 1)
+    """Image `index` of a [B, H, W, C] batch, clamped, read the core's way (grey becomes RGB, alpha kept aside);
+    only this one image is copied."""
+    bchw, kind = core_images.read_batch(batch[index : index + 1], "BHWC")
+    return SplitImage(*core_images.split_alpha(bchw, kind))
 
 
 def as_mask_batch(mask: torch.Tensor | None) -> torch.Tensor | None:
@@ -389,7 +376,7 @@ def upscale_images(upscale_model: Any, images: torch.Tensor, *, tile: int | str,
         rgb, report = run.upscale(index, image.rgb)
         if sharpen > 0:
             rgb = core.sharpen(rgb, sharpen)
-        output.put(index, with_alpha(rgb if size is None else resize(rgb, *size), image.alpha))
+        output.put(index, with_alpha(rgb if size is None else core_images.resize(rgb, *size), image.alpha))
     log.info("Swin2SR: %s", report)
     return output.tensor, str(report)
 
@@ -450,7 +437,7 @@ def two_stage(stage1_model: Any, stage2_model: Any, images: torch.Tensor, *, reg
 
 def with_alpha(rgb: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
     """One [H, W, C] ComfyUI image from a [1, 3, H, W] result and the input's alpha resized to match (if any)."""
-    return to_comfy_image(rgb, None if alpha is None else resize(alpha, *rgb.shape[-2:]))
+    return to_comfy_image(rgb, None if alpha is None else core_images.resize_alpha(alpha, *rgb.shape[-2:]))
 
 
 def _nth(batch: torch.Tensor | None, index: int) -> torch.Tensor | None:
