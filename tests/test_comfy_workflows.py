@@ -87,6 +87,16 @@ def test_validator_catches_mistakes(definitions):
     assert broken(lambda w: w["links"][0].__setitem__(5, "MASK"))
     assert broken(lambda w: w["nodes"][tiled]["properties"].update(cnr_id="someone-else"))
 
+    prompt = load(API_DIR / "swin2sr_tiled_upscale.json")
+    tiled_id = str(good["nodes"][tiled]["id"])
+    bad_value = json.loads(json.dumps(prompt))
+    bad_value[tiled_id]["inputs"]["overlap"] = -1
+    assert validate_api(bad_value, definitions)
+    assert twin_differences(good, bad_value, definitions)
+    bad_link = json.loads(json.dumps(prompt))
+    bad_link[tiled_id]["inputs"]["image"][1] = 1  # LoadImage's MASK output into an IMAGE input
+    assert validate_api(bad_link, definitions)
+
 
 def test_cnr_id_is_the_registry_name():
     """properties.cnr_id must be pyproject's [project].name, or the frontend offers the wrong pack to install."""

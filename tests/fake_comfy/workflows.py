@@ -42,7 +42,7 @@ def _node(required: dict, outputs: tuple = (), optional: dict | None = None) -> 
 
 
 BUILTIN_NODES: dict[str, dict] = {
-    "LoadImage": _node({"image": (["example.png"], {"image_upload": True})}, ("IMAGE", "MASK")),
+    "LoadImage": _node({"image": (["example.png"], {"image_upload": True})}, ("IMAGE", "MASK")),  # shipped in input/
     "SaveImage": _node({"images": ("IMAGE",), "filename_prefix": ("STRING", {"default": "ComfyUI"})}),
     "PreviewImage": _node({"images": ("IMAGE",)}),
     "PreviewAny": _node({"source": (SOCKET_WILDCARD, {})}),
@@ -70,8 +70,6 @@ BUILTIN_NODES: dict[str, dict] = {
     }, ("LATENT",)),
     "VAEDecode": _node({"samples": ("LATENT",), "vae": ("VAE",)}, ("IMAGE",)),
 }
-# Files a workflow may name in a file combo without a download: what a fresh ComfyUI install ships.
-SHIPPED_FILES = {"LoadImage": {"example.png"}}
 CONTROL_AFTER_GENERATE = ("fixed", "increment", "decrement", "randomize")
 
 
@@ -134,14 +132,13 @@ def ui_widget_values(definition: dict, values: dict) -> list:
     return out
 
 
-def check_value(node_type: str, name: str, spec: tuple, value: Any) -> str | None:
+def check_value(spec: tuple, value: Any) -> str | None:
     """Why `value` is not acceptable for widget `name`, or None."""
     kind, options = _kind(spec), _options(spec)
     if isinstance(kind, (list, tuple)):
-        if kind or node_type in SHIPPED_FILES:
-            allowed = list(kind) or sorted(SHIPPED_FILES[node_type])
-            return None if value in allowed else f"{value!r} is not one of {allowed}"
-        return None if isinstance(value, str) and value else f"{value!r} is not a file name"
+        if kind:
+            return None if value in kind else f"{value!r} is not one of {list(kind)}"
+        return None if isinstance(value, str) and value else f"{value!r} is not a file name"  # the user's files
     if kind == "STRING":
         return None if isinstance(value, str) else f"{value!r} is not a string"
     if kind == "BOOLEAN":
@@ -218,7 +215,7 @@ def _ui_widget_errors(node: dict, definition: dict) -> list[str]:
     for name, spec in widgets(definition):
         if not values:
             return errors + [f"widget {name!r} has no value"]
-        error = check_value(node["type"], name, spec, values.pop(0))
+        error = check_value(spec, values.pop(0))
         if error:
             errors.append(f"widget {name!r}: {error}")
         if _options(spec).get("control_after_generate") and values.pop(0) not in CONTROL_AFTER_GENERATE:
@@ -244,8 +241,9 @@ def validate_api(prompt: dict, definitions: dict) -> list[str]:
 
 
 def _api_node_errors(node: dict, definition: dict, prompt: dict, definitions: dict) -> list[str]:
-    errors = []
     given = node["inputs"]
+    declared = {name for name, _, _ in _inputs(definition)}
+    errors = [f"input {name!r} is not declared" for name in given if name not in declared]
     for name, spec, required in _inputs(definition):
         if name not in given:
             if required:
@@ -253,13 +251,11 @@ def _api_node_errors(node: dict, definition: dict, prompt: dict, definitions: di
             continue
         value = given[name]
         if is_widget(spec):
-            error = check_value(node["class_type"], name, spec, value)
+            error = check_value(spec, value)
         else:
             error = _api_link_error(value, _kind(spec), prompt, definitions)
         if error:
             errors.append(f"input {name!r}: {error}")
-    errors += [f"input {name!r} is not declared" for name in given if name not in dict(
-        (n, s) for n, s, _ in _inputs(definition))]
     return errors
 
 
