@@ -8,7 +8,6 @@ Models are tiny random Swin2SR networks (tests/checkpoints.py); images are a few
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
