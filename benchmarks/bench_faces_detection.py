@@ -1,7 +1,7 @@
 """Hits and false alarms of each offline face detector on real photos that ship inside PyPI wheels.
 
-Needs the measurement-only packages of requirements-faces.txt (scikit-image, matplotlib, scikit-learn) and
-whichever detectors you want measured (facenet-pytorch installed with --no-deps, opencv-python-headless<5).
+Needs the measurement-only packages of requirements-faces.txt (scikit-image, matplotlib, scikit-learn);
+measures every detector that loads here (the embedded MTCNN always; Haar with OpenCV 4.x).
 Face images: skimage astronaut and camera, matplotlib grace_hopper, the two side by side (two faces), and the
 astronaut at 1/2 and 1/4 size (small faces). No-face images: sklearn china/flower, skimage chelsea (a cat),
 coffee, rocket, horse, brick.  A hit is a box with IoU >= 0.3 against a hand-marked face box; every other
@@ -40,7 +40,8 @@ def photos() -> list[tuple[str, np.ndarray, list[tuple[float, ...]]]]:
     shifted = (HOPPER_FACE[0] + 512, HOPPER_FACE[1], HOPPER_FACE[2] + 512, HOPPER_FACE[3])
 
     def resized(img: np.ndarray, f: float) -> np.ndarray:
-        return np.asarray(Image.fromarray(img).resize((round(img.shape[1] * f), round(img.shape[0] * f)), Image.LANCZOS))
+        size = (round(img.shape[1] * f), round(img.shape[0] * f))
+        return np.asarray(Image.fromarray(img).resize(size, Image.LANCZOS))
 
     china, flower = load_sample_images().images
     return [
@@ -85,7 +86,8 @@ def main() -> None:
             alarm = sum(not any(iou(b, t) >= 0.3 for t in truth) for b in boxes)
             hits, misses, alarms = hits + sum(found), misses + found.count(False), alarms + alarm
             shown = ", ".join(f"[{b.x0:.0f},{b.y0:.0f},{b.x1:.0f},{b.y1:.0f} p={b.score:.2f}]" for b in boxes)
-            print(f"  {name:6s} {label:28s} faces {len(truth)} hits {sum(found)} false {alarm}  {times[-1]*1000:6.0f} ms  {shown}")
+            ms = times[-1] * 1000
+            print(f"  {name:6s} {label:28s} faces {len(truth)} hits {sum(found)} false {alarm}  {ms:6.0f} ms  {shown}")
         total = sum(len(t) for _, _, t in rows)
         print(f"{name}: hits {hits}/{total}, missed {misses}, false alarms {alarms} "
               f"(on {len(rows)} images), median {np.median(times)*1000:.0f} ms per image")

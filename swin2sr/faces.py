@@ -1,18 +1,15 @@
 """Face boxes: offline detection, selection, boxes from a mask, and crop geometry.
 
-Detection must work after a plain install with no download at run time and must never make the host
-environment install or downgrade torch, numpy or opencv.  So no detector is a hard dependency; each
-backend is imported lazily and ``"auto"`` picks the best one that is present:
+Detection must work offline after a plain install, with no download at run time, and must never make a
+host environment install or downgrade torch, numpy or opencv.  So the best detector is embedded:
 
-* ``"mtcnn"``: facenet-pytorch's MTCNN (MIT; its three weight files ship inside the wheel).  Its
-  metadata pins torch<2.3 and numpy<2, so it must be installed with ``pip install --no-deps
-  facenet-pytorch`` (its imports need only torch, torchvision, PIL, numpy, requests and tqdm).
-  Best of the three: no false alarms in our measurements and robust to scale.
-* ``"haar"``: OpenCV's frontal-face Haar cascade.  The cascades ship in opencv-python(-headless) 4.x and in
-  opencv-contrib-python; opencv 5.x headless ships none, so this backend reports itself unavailable there
-  instead of asking for a downgrade.
-* ``"lbp"``: scikit-image's LBP frontal-face cascade (``skimage.feature.Cascade``; the XML ships in the
-  scikit-image wheel), independent of the opencv version.
+* ``"mtcnn"``: MTCNN (:mod:`swin2sr.mtcnn`), torch only, its 2 MB of weights inside the package (MIT,
+  from facenet-pytorch's wheel; installing facenet-pytorch itself would pin torch<2.3 and numpy<2).
+  No false alarms in our measurements, robust to scale; ``threshold`` filters its face probability.
+* ``"haar"``: OpenCV's frontal-face Haar cascade, used only when chosen, or by ``"auto"`` if the MTCNN
+  weights are missing.  The cascades ship in opencv-python(-headless) 4.x and opencv-contrib-python;
+  opencv 5.x headless ships none, so this backend reports itself unavailable there instead of asking
+  for a downgrade.  It gives no confidence (score 1.0) and raises more false alarms.
 
 Masks and explicit box lists need no detector at all.  Boxes are in source-image pixels, x1/y1
 exclusive, as floats (detectors return sub-pixel boxes).
@@ -72,21 +69,12 @@ Detector = Callable[[np.ndarray], list[FaceBox]]
 
 
 def _mtcnn() -> Detector:
-    from facenet_pytorch import MTCNN  # optional; see the module docstring for how to install it
+    from .mtcnn import MTCNN
 
-    net = MTCNN(keep_all=True, device="cpu")
+    net = MTCNN()
 
     def detect(rgb: np.ndarray) -> list[FaceBox]:
-        from PIL import Image
-
-        with torch.inference_mode():
-            boxes, probs = net.detect(Image.fromarray(rgb))
-        if boxes is None:
-            return []
-        # Under numpy 2 MTCNN returns dtype=object arrays: cast before use.
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        probs = np.asarray(probs, dtype=np.float64).reshape(-1)
-        return [FaceBox(*map(float, b), score=float(p)) for b, p in zip(boxes, probs)]
+        return [FaceBox(x0, y0, x1, y1, score=p) for x0, y0, x1, y1, p in net(rgb)]
 
     return detect
 
@@ -115,36 +103,13 @@ def _haar_cascade_path(cv2) -> str:
     return path
 
 
-def _lbp() -> Detector:
-    from skimage import data
-    from skimage.feature import Cascade
-
-    cascade = Cascade(data.lbp_frontal_face_cascade_filename())
-
-    def detect(rgb: np.ndarray) -> list[FaceBox]:
-        gray = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-        side = min(gray.shape)
-        found = cascade.detect_multi_scale(
-            gray, scale_factor=1.2, step_ratio=1, min_size=(24, 24), max_size=(side, side), min_neighbor_number=4
-        )
-        return [FaceBox(d["c"], d["r"], d["c"] + d["width"], d["r"] + d["height"]) for d in found]
-
-    return detect
-
-
 _BACKENDS: dict[str, tuple[str, Callable[[], Detector]]] = {
     # name: (module that must be importable, factory); "auto" tries them in this order.
-    "mtcnn": ("facenet_pytorch", _mtcnn),
+    "mtcnn": ("safetensors", _mtcnn),
     "haar": ("cv2", _haar),
-    "lbp": ("skimage", _lbp),
 }
 DETECTORS = ("auto", *_BACKENDS)
 
-_INSTALL_HINT = (
-    "install one offline detector: `pip install --no-deps facenet-pytorch` (best; --no-deps keeps its old "
-    "torch/numpy pins out), or have opencv-python(-headless) 4.x or scikit-image installed; "
-    "or pass a mask or a box list instead of detecting"
-)
 
 
 @functools.lru_cache(maxsize=None)
@@ -166,7 +131,8 @@ def get_detector(name: str = "auto") -> Detector:
             continue
         logger.info("face detector: %s", candidate)
         return detector
-    raise ValueError(f"no face detector available ({'; '.join(reasons)}); {_INSTALL_HINT}")
+    fix = "reinstall swin2sr (it embeds the MTCNN weights)" if name != "haar" else "use detector='auto'"
+    raise ValueError(f"no face detector available ({'; '.join(reasons)}); {fix}, or pass a mask or a box list")
 
 
 def available_detectors() -> list[str]:
@@ -266,7 +232,9 @@ def _label_regions(binary: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- geometry
 
 
-def crop_region(box: FaceBox, crop_factor: float, height: int, width: int, multiple: int = 1) -> tuple[int, int, int, int]:
+def crop_region(
+    box: FaceBox, crop_factor: float, height: int, width: int, multiple: int = 1
+) -> tuple[int, int, int, int]:
     """The integer region (x0, y0, x1, y1) around `box` grown `crop_factor` times about its centre, clamped to
     the image, with its origin snapped down to `multiple` (the model's window) so a crop sees the same
     windows as the whole image did, which makes the crop pass reproduce the whole-image pass inside it.

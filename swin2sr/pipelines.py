@@ -22,7 +22,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 import swin2sr
 
 from . import images
-from .faces import FaceBox, as_boxes, boxes_from_mask, crop_region, detect_faces, select_faces
+from .faces import Detector, FaceBox, as_boxes, boxes_from_mask, crop_region, detect_faces, select_faces
 from .matte import Compositor, ellipse_matte, fade_at_inner_edges, mask_matte, match_color
 from .upscale import tile_multiple
 
@@ -44,9 +45,9 @@ BoxLike = FaceBox | Sequence[float]
 
 @dataclass
 class RefinedRegion:
-    """One refined region. `box` and `crop` are in source-image pixels, `place` in output pixels
-    (all x0, y0, x1, y1); `processed_size` (h, w) is what the model produced before the resize into place;
-    `crop_image` holds that processed crop [1,3,h,w] when `debug=True`."""
+    """One refined region, laid out before any work. `box` and `crop` are in source-image pixels, `place` in
+    output pixels (all x0, y0, x1, y1); `processed_size` (h, w) is what the model produces before the resize
+    into place; `crop_image` holds that processed crop [1,3,h,w] when `debug=True`."""
 
     image_index: int
     box: FaceBox
@@ -78,23 +79,41 @@ class Selection:
 
 
 @dataclass
-class TwoStageReport:
-    """Sizes (h, w) decided before any work, the engine's report of every upscale call, and stage times."""
+class PipelineReport:
+    """What a pipeline did: regions pasted (None: the whole image), seconds per stage, and the engine's
+    UpscaleReport of every call (``.plan`` holds what the planner chose: tile, precision, predicted memory)."""
+
+    regions: int | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    upscale_reports: list = field(default_factory=list)
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
+
+    def times(self) -> str:
+        return ", ".join(f"{k} {v:.2f} s" for k, v in self.seconds.items())
+
+    def __str__(self) -> str:
+        return f"{self.regions} region(s); {self.times()}"
+
+
+@dataclass(kw_only=True)
+class TwoStageReport(PipelineReport):
+    """Also the sizes (h, w), decided before any work."""
 
     input_size: tuple[int, int]
     stage1_size: tuple[int, int]
     output_size: tuple[int, int]
     stage1_downscaled: bool
-    regions: int | None = None  # None: stage 2 covered the whole image
-    upscale_reports: list = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)
 
     def __str__(self) -> str:
         (h, w), (mh, mw), (oh, ow) = self.input_size, self.stage1_size, self.output_size
         where = "whole image" if self.regions is None else f"{self.regions} region(s)"
-        times = ", ".join(f"{k} {v:.2f} s" for k, v in self.seconds.items())
         down = " (x4 model, exact downscale)" if self.stage1_downscaled else ""
-        return f"{w}x{h} -> stage 1 {mw}x{mh}{down} -> stage 2 on {where} -> {ow}x{oh}; {times}"
+        return f"{w}x{h} -> stage 1 {mw}x{mh}{down} -> stage 2 on {where} -> {ow}x{oh}; {self.times()}"
 
 
 # ---------------------------------------------------------------- public API
@@ -106,9 +125,9 @@ def refine_faces(
     *,
     base=None,
     face_model: torch.nn.Module | None = None,
-    detector: str = "auto",
+    detector: str | Detector = "auto",
     boxes: Sequence[BoxLike] | None = None,
-    mask: torch.Tensor | None = None,
+    mask=None,
     threshold: float = 0.5,
     min_size: float = 16,
     max_faces: int = 0,
@@ -123,13 +142,15 @@ def refine_faces(
     progress: Progress | None = None,
     cancel: Cancel | None = None,
     debug: bool = False,
+    return_report: bool = False,
     **options,
-) -> tuple[object, torch.Tensor, list[RefinedRegion]]:
+):
     """Upscale `image` with `model` (or take the already upscaled `base` of it) and re-upscale each face.
 
     Faces come from `boxes` (source pixels, applied to every image of the batch), else from the connected
     regions of `mask` (any resolution of the same aspect; the matte then follows the mask's shape), else
-    from `detector` (see :mod:`swin2sr.faces`), filtered by `threshold`, `min_size` (px, shorter side),
+    from `detector` (a name from :mod:`swin2sr.faces`, or your own callable: RGB uint8 HWC array -> FaceBoxes),
+    filtered by `threshold`, `min_size` (px, shorter side),
     `max_faces` (k largest, 0 = all) and `face_index` (in largest-first order).
 
     Each face's crop (the box grown `crop_factor` times) is enlarged so that `face_model`'s (default
@@ -139,23 +160,37 @@ def refine_faces(
     its smaller radius wide.
 
     Returns (refined image of the input's kind, union matte [B,H_out,W_out] float 0..1, one RefinedRegion per
-    face); `debug=True` keeps each processed crop in ``RefinedRegion.crop_image``.  `max_input_size` applies
-    to the base pass only (crops always run at full resolution).
+    face); `debug=True` keeps each processed crop in ``RefinedRegion.crop_image``; `return_report=True`
+    appends a PipelineReport (stage times, planner choices).  `max_input_size` applies to the base pass
+    only (crops always run at full resolution).
     """
     face_model = face_model or model
     selection = Selection(threshold, min_size, max_faces, face_index)
     settings = RegionSettings(crop_factor, face_size, mask_grow, feather, color_match)
     source, alpha, kind = _read(image, layout)
-    faces = _find_regions(source, detector, boxes, mask, selection)
-    stages = _Stages(progress, (base is None) + sum(map(len, faces)))
-    run = _Engine(options, cancel)
+    report = PipelineReport()
+    with report.timed("detect"):
+        faces = _find_regions(source, detector, boxes, mask, selection)
+    run = _Engine(options, cancel, report.upscale_reports)
     if base is None:
-        base = run(model, source, stages.next(), max_input_size)
+        base_plan = run.plan(model, source.shape, max_input_size)
+        out_size, base_tiles = base_plan.output_size, [base_plan.total_tiles]
     else:
         base = _read(base, layout)[0]
-    out_mask = _mask_at(mask, base.shape[-2:], source.shape[0])
-    out, union, refined = _paste_regions(source, base, face_model, faces, out_mask, settings, stages, run, debug)
-    return _finish(out, alpha, kind), union, refined
+        out_size, base_tiles = tuple(base.shape[-2:]), []
+    regions = _layout(source.shape[-2:], out_size, faces, face_model, settings)
+    report.regions = len(regions)
+    stages = _Stages(progress, base_tiles + [run.plan(face_model, _input_shape(r, face_model)).total_tiles
+                                             for r in regions])
+    with report.timed("base"):
+        if base is None:
+            base = run(model, source, stages.next(), max_input_size)
+    out_mask = _mask_at(mask, out_size, source.shape[0])
+    with report.timed("faces"):
+        out, union = _paste_regions(source, base, face_model, regions, out_mask, settings, stages, run, debug)
+    logger.info("face refine: %s", report)
+    result = (_finish(out, alpha, kind), union, regions)
+    return (*result, report) if return_report else result
 
 
 def two_stage(
@@ -164,8 +199,8 @@ def two_stage(
     stage2_model: torch.nn.Module,
     *,
     scale: int = 4,
-    regions: str | torch.Tensor | Sequence[BoxLike] | None = None,
-    detector: str = "auto",
+    regions=None,
+    detector: str | Detector = "auto",
     threshold: float = 0.5,
     min_size: float = 16,
     max_faces: int = 0,
@@ -179,49 +214,67 @@ def two_stage(
     return_report: bool = False,
     **options,
 ):
-    """Upscale `image` [B,3,H,W] exactly `scale` times: `stage1_model` to scale / stage2.scale (a model with a
+    """Upscale `image` exactly `scale` times: `stage1_model` to scale / stage2.scale (a model with a
     larger scale is followed by an exact antialiased bicubic downscale), then `stage2_model` over the whole
     stage-1 image (`regions=None`) or only over ``"faces"`` (detected on the input), a mask (any resolution of
     the same aspect) or a box list (input pixels), pasted into a bicubic enlargement of stage 1 with the same
     mattes and colour matching as :func:`refine_faces`. Sizes are computed and logged before any work.
     Returns the image of the input's kind, or (image, TwoStageReport) with `return_report=True`.
     """
+    if "max_input_size" in options:
+        raise ValueError("two_stage always works at full resolution (its output is exactly `scale` times the input); "
+                         "drop max_input_size")
     image, alpha, kind = _read(image, layout)
-    (h, w), s1, s2 = image.shape[-2:], int(stage1_model.scale), int(stage2_model.scale)
+    (b, _, h, w), s1, s2 = image.shape, int(stage1_model.scale), int(stage2_model.scale)
     factor = stage1_factor(scale, s1, s2)
-    report = TwoStageReport((h, w), (h * factor, w * factor), (h * scale, w * scale), s1 != factor)
+    report = TwoStageReport(input_size=(h, w), stage1_size=(h * factor, w * factor),
+                            output_size=(h * scale, w * scale), stage1_downscaled=s1 != factor)
     logger.info("two-stage plan: %s", report)
 
-    started = time.perf_counter()
-    whole = regions is None
-    if not whole:
-        selection = Selection(threshold, min_size, max_faces)
-        mask = regions if isinstance(regions, torch.Tensor) else None
-        boxes = None if isinstance(regions, (str, torch.Tensor)) else regions
-        if isinstance(regions, str) and regions != "faces":
-            raise ValueError(f"regions must be None, 'faces', a mask or a box list, got {regions!r}")
-        faces = [[b.scaled(factor, factor) for b in found] for found in _find_regions(image, detector, boxes, mask, selection)]
-        report.regions = sum(map(len, faces))
-    stages = _Stages(progress, 1 + (1 if whole else report.regions))
+    settings = RegionSettings(crop_factor, 0, mask_grow, feather, color_match)
+    pasted, mask = None, None
+    if regions is not None:
+        with report.timed("detect"):
+            pasted, mask = _stage2_regions(image, regions, detector, Selection(threshold, min_size, max_faces),
+                                           factor, report, stage2_model, settings)
+        report.regions = len(pasted)
     run = _Engine(options, cancel, report.upscale_reports)
-    report.seconds["detect"] = time.perf_counter() - started
+    stage2_shapes = [(b, 3, *report.stage1_size)] if pasted is None else [_input_shape(r, stage2_model) for r in pasted]
+    stages = _Stages(progress, [run.plan(stage1_model, image.shape).total_tiles]
+                     + [run.plan(stage2_model, shape).total_tiles for shape in stage2_shapes])
 
-    started = time.perf_counter()
-    mid = images.resize(run(stage1_model, image, stages.next()), *report.stage1_size)
-    report.seconds["stage 1"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    if whole:
-        out = run(stage2_model, mid, stages.next())
-    else:
-        settings = RegionSettings(crop_factor, 0, mask_grow, feather, color_match)
-        base = images.resize(mid, *report.output_size)
-        out_mask = _mask_at(mask, report.output_size, image.shape[0])
-        out, _, _ = _paste_regions(mid, base, stage2_model, faces, out_mask, settings, stages, run, False)
-    report.seconds["stage 2"] = time.perf_counter() - started
+    with report.timed("stage 1"):
+        mid = images.resize(run(stage1_model, image, stages.next()), *report.stage1_size)
+    with report.timed("stage 2"):
+        if pasted is None:
+            out = run(stage2_model, mid, stages.next())
+        else:
+            base = images.resize(mid, *report.output_size)
+            out_mask = _mask_at(mask, report.output_size, b)
+            out, _ = _paste_regions(mid, base, stage2_model, pasted, out_mask, settings, stages, run, False)
     logger.info("two-stage done: %s", report)
     out = _finish(out, alpha, kind)
     return (out, report) if return_report else out
+
+
+def _stage2_regions(
+    image: torch.Tensor,
+    regions: str | torch.Tensor | Sequence[BoxLike],
+    detector: str | Detector,
+    selection: Selection,
+    factor: int,
+    report: TwoStageReport,
+    model: torch.nn.Module,
+    settings: RegionSettings,
+) -> tuple[list[RefinedRegion], torch.Tensor | None]:
+    """Stage 2's regions laid out on the stage-1 image (faces found on the input), and the mask if one was given."""
+    if isinstance(regions, str) and regions != "faces":
+        raise ValueError(f"regions must be None, 'faces', a mask or a box list, got {regions!r}")
+    mask = torch.as_tensor(regions) if not isinstance(regions, (str, list, tuple)) else None
+    boxes = regions if isinstance(regions, (list, tuple)) else None
+    found = _find_regions(image, detector, boxes, mask, selection)
+    faces = [[box.scaled(factor, factor) for box in boxes_of_one] for boxes_of_one in found]
+    return _layout(report.stage1_size, report.output_size, faces, model, settings), mask
 
 
 def stage1_factor(scale: int, s1: int, s2: int) -> int:
@@ -239,7 +292,7 @@ def stage1_factor(scale: int, s1: int, s2: int) -> int:
 
 def _find_regions(
     image: torch.Tensor,
-    detector: str,
+    detector: str | Detector,
     boxes: Sequence[BoxLike] | None,
     mask: torch.Tensor | None,
     selection: Selection,
@@ -262,58 +315,65 @@ def _find_regions(
     ]
 
 
+def _layout(
+    source_size: tuple[int, int],
+    out_size: tuple[int, int],
+    faces: list[list[FaceBox]],
+    model: torch.nn.Module,
+    settings: RegionSettings,
+) -> list[RefinedRegion]:
+    """Where each face is cropped, processed and placed, decided before any work.
+
+    The crop is enlarged before the model when its output would fall short of `face_size` (never shrunk).
+    """
+    (h, w), (oh, ow) = source_size, out_size
+    sx, sy, scale = ow / w, oh / h, int(model.scale)
+    multiple = tile_multiple(model)
+    regions = []
+    for index, found in enumerate(faces):
+        for box in found:
+            crop = x0, y0, x1, y1 = crop_region(box, settings.crop_factor, h, w, multiple)
+            place = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
+            ch, cw = y1 - y0, x1 - x0
+            enlarge = max(1.0, settings.face_size / (max(ch, cw) * scale)) if settings.face_size else 1.0
+            processed = (round(ch * enlarge) * scale, round(cw * enlarge) * scale)
+            regions.append(RefinedRegion(index, box, crop, place, processed))
+    return regions
+
+
+def _input_shape(region: RefinedRegion, model: torch.nn.Module) -> tuple[int, int, int, int]:
+    """The [1,3,h,w] shape the model receives for `region`."""
+    scale = int(model.scale)
+    return (1, 3, region.processed_size[0] // scale, region.processed_size[1] // scale)
+
+
 def _paste_regions(
     source: torch.Tensor,
     base: torch.Tensor,
     model: torch.nn.Module,
-    faces: list[list[FaceBox]],
+    regions: list[RefinedRegion],
     out_mask: torch.Tensor | None,
     settings: RegionSettings,
     stages: "_Stages",
     run: "_Engine",
     debug: bool,
-) -> tuple[torch.Tensor, torch.Tensor, list[RefinedRegion]]:
-    """Upscale every face's crop of `source` with `model` and paste it into `base`."""
-    (h, w), (oh, ow) = source.shape[-2:], base.shape[-2:]
-    sx, sy = ow / w, oh / h
-    multiple = tile_multiple(model)
-    compositor = Compositor(base)
-    refined = []
-    for index, found in enumerate(faces):
-        for box in found:
-            crop = crop_region(box, settings.crop_factor, h, w, multiple)
-            x0, y0, x1, y1 = crop
-            place = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
-            crop_image = source[index : index + 1, :, y0:y1, x0:x1]
-            patch, processed = _process_crop(crop_image, model, place, settings, stages.next(), run)
-            matte = _matte(box.scaled(sx, sy), place, out_mask, index, settings, (oh, ow))
-            if settings.color_match:
-                px0, py0, px1, py1 = place
-                patch = match_color(patch, base[index : index + 1, :, py0:py1, px0:px1].float(), matte)
-            compositor.add(index, place, patch, matte)
-            refined.append(RefinedRegion(index, box, crop, place, tuple(processed.shape[-2:]),
-                                         processed if debug else None))
-    out, union = compositor.result()
-    return out, union[:, 0], refined
-
-
-def _process_crop(
-    crop: torch.Tensor,
-    model: torch.nn.Module,
-    place: tuple[int, int, int, int],
-    settings: RegionSettings,
-    progress: Progress | None,
-    run: "_Engine",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(the crop upscaled and resized to its place, the model's output before that resize)."""
-    h, w = crop.shape[-2:]
-    scale = int(model.scale)
-    enlarge = max(1.0, settings.face_size / (max(h, w) * scale)) if settings.face_size else 1.0
-    if enlarge > 1.0:
-        crop = images.resize(crop, round(h * enlarge), round(w * enlarge))
-    processed = run(model, crop, progress)
-    x0, y0, x1, y1 = place
-    return images.resize(processed, y1 - y0, x1 - x0), processed
+    """Upscale every region's crop of `source` with `model`, paste it into `base`: (image, union [B,H,W])."""
+    (h, w), (oh, ow) = source.shape[-2:], base.shape[-2:]
+    compositor = Compositor(base)
+    for region in regions:
+        (x0, y0, x1, y1), (px0, py0, px1, py1), index = region.crop, region.place, region.image_index
+        crop = images.resize(source[index : index + 1, :, y0:y1, x0:x1], *_input_shape(region, model)[-2:])
+        processed = run(model, crop, stages.next())
+        patch = images.resize(processed, py1 - py0, px1 - px0)
+        matte = _matte(region.box.scaled(ow / w, oh / h), region.place, out_mask, index, settings, (oh, ow))
+        if settings.color_match:
+            patch = match_color(patch, base[index : index + 1, :, py0:py1, px0:px1].float(), matte)
+        compositor.add(index, region.place, patch, matte)
+        if debug:
+            region.crop_image = processed
+    out, union = compositor.result()
+    return out, union[:, 0]
 
 
 def _matte(
@@ -345,9 +405,8 @@ class _Engine:
     """Calls into the tiling engine (the project's only tiling path) with the caller's options and cancel
     callback, collecting each call's UpscaleReport."""
 
-    def __init__(self, options: dict, cancel: Cancel | None, reports: list | None = None) -> None:
-        self.options, self.cancel = options, cancel
-        self.reports = [] if reports is None else reports
+    def __init__(self, options: dict, cancel: Cancel | None, reports: list) -> None:
+        self.options, self.cancel, self.reports = options, cancel, reports
 
     def __call__(self, model, image: torch.Tensor, progress: Progress | None, max_input_size: int | None = 0):
         """`image` [B,3,H,W] float upscaled by `model`: float [B,3,H*s,W*s] in 0..1."""
@@ -356,6 +415,11 @@ class _Engine:
                                       return_report=True)
         self.reports.append(report)
         return out
+
+    def plan(self, model, shape: Sequence[int], max_input_size: int | None = 0):
+        """The engine's plan (tiles, output size, memory) for an input of `shape` [B,C,H,W], before any work."""
+        b, _, h, w = shape
+        return swin2sr.plan_upscale(model, h, w, b, **self.options, max_input_size=max_input_size)
 
 
 def _read(image, layout: str | None) -> tuple[torch.Tensor, torch.Tensor | None, images.ImageKind]:
@@ -390,21 +454,19 @@ def _mask_at(mask, size: tuple[int, int], batch: int) -> torch.Tensor | None:
 
 
 class _Stages:
-    """One progress bar over several engine calls: stage i's (done, total) maps onto steps
-    [i·1000, (i+1)·1000) of count·1000, so hosts see a single monotonic bar."""
+    """One progress bar over several engine calls, counted in the tiles the planner foresaw for each call:
+    call i's (done, total) maps onto its share of the sum, so hosts see a single monotonic bar."""
 
-    STEPS = 1000
-
-    def __init__(self, progress: Progress | None, count: int) -> None:
-        self.progress, self.count, self.index = progress, max(count, 1), -1
+    def __init__(self, progress: Progress | None, tiles: list[int]) -> None:
+        self.progress, self.tiles, self.index = progress, [max(1, t) for t in tiles], -1
 
     def next(self) -> Progress | None:
         self.index += 1
         if self.progress is None:
             return None
-        offset, total = self.index * self.STEPS, self.count * self.STEPS
+        offset, share, total = sum(self.tiles[: self.index]), self.tiles[self.index], sum(self.tiles)
 
         def report(done: int, stage_total: int) -> None:
-            self.progress(offset + math.floor(self.STEPS * done / max(stage_total, 1)), total)
+            self.progress(offset + math.floor(share * min(done, stage_total) / max(stage_total, 1)), total)
 
         return report

@@ -15,7 +15,7 @@ from swin2sr.faces import FaceBox, boxes_from_mask, crop_region, get_detector, s
 from swin2sr.matte import Compositor, ellipse_matte, fade_at_inner_edges
 from swin2sr.images import resize
 from swin2sr.pipelines import refine_faces, stage1_factor, two_stage
-from tests.checkpoints import TINY_CONFIGS, random_official_state_dict
+from checkpoints import TINY_CONFIGS, random_official_state_dict
 
 ONE_LEVEL = 1 / 255
 
@@ -128,7 +128,7 @@ def test_two_stage_whole_image_is_exactly_scale_times_with_a_x4_first_stage():
     out, report = two_stage(image, stage1, stage2, return_report=True)
     assert out.shape == (1, 3, 160, 224) and torch.isfinite(out).all()
     assert report.stage1_size == (80, 112) and report.stage1_downscaled and report.output_size == (160, 224)
-    assert set(report.seconds) == {"detect", "stage 1", "stage 2"}
+    assert set(report.seconds) == {"stage 1", "stage 2"} and len(report.upscale_reports) == 2
 
 
 def test_two_stage_regions_are_stage2_pasted_into_stage1_without_seams():
@@ -223,7 +223,7 @@ def test_auto_without_any_detector_explains_the_options(monkeypatch):
 
     get_detector.cache_clear()
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
-    with pytest.raises(ValueError, match="no-deps facenet-pytorch"):
+    with pytest.raises(ValueError, match="reinstall swin2sr"):
         get_detector("auto")
     get_detector.cache_clear()
 
@@ -249,3 +249,50 @@ def test_colour_matching_removes_a_face_models_tone_shift():
                                      face_size=0, color_match=match)
         centre = float((out - base)[:, :, 88:104, 88:104].mean())
         assert abs(centre - expected) < 0.002, (match, centre)
+
+
+def test_cancel_stops_the_pipeline_with_upscale_cancelled():
+    model = tiny("tiny_x2")
+    calls = []
+
+    def cancel() -> bool:
+        calls.append(1)
+        return len(calls) > 1  # let the base pass through, stop at the first face
+
+    with pytest.raises(swin2sr.UpscaleCancelled):
+        refine_faces(photo_like(64, 64), model, boxes=[(8, 8, 40, 40)], face_size=0, cancel=cancel)
+
+
+def test_images_come_back_in_the_callers_kind():
+    import numpy as np
+    from PIL import Image
+
+    model = tiny("tiny_x2")
+    array = (photo_like(48, 40)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    out, mask, _ = refine_faces(Image.fromarray(array), model, boxes=[(10, 10, 30, 30)], face_size=0)
+    assert isinstance(out, Image.Image) and out.size == (80, 96) and mask.shape == (1, 96, 80)
+    comfy = torch.from_numpy(array)[None].float() / 255  # ComfyUI IMAGE: [B,H,W,C]
+    out = two_stage(comfy, tiny("tiny_x2"), model, regions=[(10, 10, 30, 30)])
+    assert out.shape == (1, 192, 160, 3)
+
+
+def test_detected_faces_are_filtered_then_refined_and_two_stage_uses_them_on_the_input():
+    """A detector is any callable RGB uint8 HWC -> FaceBoxes, so the detection path runs without a backend."""
+    seen = []
+
+    def detector(rgb):
+        seen.append(rgb.shape)
+        return [FaceBox(8, 8, 40, 40, 0.9), FaceBox(44, 10, 60, 26, 0.2), FaceBox(50, 40, 58, 48, 0.99)]
+
+    model = tiny("tiny_x2")
+    image = photo_like(64, 72)
+    _, _, regions = refine_faces(image, model, detector=detector, face_size=0)
+    assert seen == [(64, 72, 3)] and [r.box.score for r in regions] == [0.9]  # low score and too small dropped
+    out, report = two_stage(image, tiny("tiny_x2", seed=1), model, regions="faces", detector=detector,
+                            min_size=4, max_faces=1, return_report=True)
+    assert report.regions == 1 and out.shape == (1, 3, 256, 288)
+
+
+def test_a_mask_of_another_shape_is_a_clear_error():
+    with pytest.raises(ValueError, match="does not fit"):
+        refine_faces(photo_like(32, 32), tiny("tiny_x2"), mask=torch.ones(32, 64))
