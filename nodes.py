@@ -127,8 +127,8 @@ class FaceRefine:
         return {
             "required": {
                 **_model_and_image(),
-                "detector": (DETECTORS, {"default": "auto", "tooltip": "offline face detector; auto: the best "
-                                         "installed (facenet-pytorch, OpenCV, scikit-image)"}),
+                "detector": (DETECTORS, {"default": "auto", "tooltip": "offline face detector; auto: the "
+                                         "embedded MTCNN (haar needs OpenCV 4.x)"}),
                 "threshold": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.05,
                                         "tooltip": "minimum detection confidence"}),
                 "max_faces": ("INT", {"default": 0, "min": 0, "max": 64, "tooltip": "refine the N largest (0: all)"}),
