@@ -472,3 +472,12 @@ def test_real_esrgan_from_our_loader_works_in_our_nodes_and_the_builtin_node(any
     ours, builtin = upscale(any_comfy, model, image), builtin_upscale_node(any_comfy, model, image)
     assert ours.shape == (1, 80, 64, 3)
     torch.testing.assert_close(ours, builtin, atol=1e-4, rtol=0)
+
+
+def test_face_refine_without_a_mask_uses_the_embedded_detector(comfy):
+    """No download and no extra package: on an image without faces the result is the plain upscale."""
+    model = load(comfy)
+    image = images(height=32, width=28)
+    refined, face_mask = comfy.run("Swin2SR_FaceRefine", upscale_model=model, image=image, **FACE_SETTINGS)
+    assert face_mask.shape == (1, 128, 112) and face_mask.max() == 0
+    torch.testing.assert_close(refined, reference(comfy, model, image), atol=1e-5, rtol=0)
