@@ -127,6 +127,10 @@ assert "spandrel" not in sys.modules, "spandrel imported at import time"
 import comfy.model_management as mm
 assert mm.calls_to("ModelPatcher") == [], "a model was built at import time"
 nodes = pack.NODE_CLASS_MAPPINGS
+try:  # the embedded weights must be looked up inside the pack, not in an installed `swin2sr`
+    nodes["Swin2SR_ModelLoader"]().load("builtin-x2", "auto")
+except pack.swin2sr.CheckpointError:
+    pass  # the weights are not in this tree (yet); a lookup outside the pack fails with ImportError instead
 (model,) = nodes["Swin2SR_ModelLoader"]().load("tiny_x4.safetensors", "auto")
 image = torch.rand(1, 16, 16, 3)
 (out,) = nodes["Swin2SR_Upscale"]().upscale(model, image, max_input_size=0, **{TARGET!r})
