@@ -47,8 +47,9 @@ def add_two_stage_command(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_region_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector", choices=DETECTORS, default="auto", help="face detector (default auto)")
-    parser.add_argument("--mask", type=Path, default=None, help="a mask image (white = refine) instead of detection")
-    parser.add_argument("--boxes", type=_boxes_arg, default=None, help="'x0,y0,x1,y1;...' in input pixels")
+    given = parser.add_mutually_exclusive_group()
+    given.add_argument("--mask", type=Path, default=None, help="a mask image (white = refine) instead of detection")
+    given.add_argument("--boxes", type=_boxes_arg, default=None, help="'x0,y0,x1,y1;...' in input pixels")
     parser.add_argument("--threshold", type=float, default=0.5, help="detector confidence (default 0.5)")
     parser.add_argument("--min-size", type=float, default=16, help="ignore faces smaller than this (px, default 16)")
     parser.add_argument("--max-faces", type=int, default=0, help="only the k largest faces (0 = all)")
@@ -64,15 +65,17 @@ def _boxes_arg(value: str) -> list[tuple[float, ...]]:
         raise argparse.ArgumentTypeError(f"--boxes takes 'x0,y0,x1,y1;...', not {value!r}") from None
 
 
-def _region_kwargs(args: argparse.Namespace) -> dict:
-    regions = dict(detector=args.detector, threshold=args.threshold, min_size=args.min_size,
-                   max_faces=args.max_faces, crop_factor=args.crop_factor, feather=args.feather,
-                   color_match=args.color_match)
+def _region_options(args: argparse.Namespace) -> dict:
+    """Detection, selection and paste options shared by both subcommands."""
+    return dict(detector=args.detector, threshold=args.threshold, min_size=args.min_size, max_faces=args.max_faces,
+                crop_factor=args.crop_factor, feather=args.feather, color_match=args.color_match)
+
+
+def _given_regions(args: argparse.Namespace) -> dict:
+    """{"mask": ...} or {"boxes": ...} when the user gave regions, else {} (detect)."""
     if args.mask is not None:
-        regions["mask"] = _read_mask(args.mask)
-    if args.boxes is not None:
-        regions["boxes"] = args.boxes
-    return regions
+        return {"mask": _read_mask(args.mask)}
+    return {"boxes": args.boxes} if args.boxes is not None else {}
 
 
 def _read_mask(path: Path):
@@ -94,7 +97,8 @@ def run_faces(args: argparse.Namespace) -> int:
     bar = cli.TextProgressBar(sys.stderr, label=f"refining {args.input.name}")
     out, mask, regions = swin2sr.refine_faces(
         cli.read_image(args.input), model, base=base, face_model=face_model, face_index=args.face_index,
-        face_size=args.face_size, debug=args.debug_dir is not None, progress=bar, **_region_kwargs(args), **options,
+        face_size=args.face_size, debug=args.debug_dir is not None, progress=bar,
+        **_given_regions(args), **_region_options(args), **options,
     )  # fmt: skip
     bar.close()
     for region in regions:
@@ -120,15 +124,10 @@ def run_two_stage(args: argparse.Namespace) -> int:
     options.pop("max_input_size")  # two-stage always runs at full resolution: its output is exactly x4
     stage1 = swin2sr.load_any_model(args.stage1, device=options["device"])
     stage2 = swin2sr.load_any_model(args.stage2, device=options["device"])
-    regions = _region_kwargs(args)
-    where = regions.pop("mask", None)
-    where = regions.pop("boxes", where)
-    if args.faces and where is None:
-        where = "faces"
-    regions.pop("detector")
+    regions = next(iter(_given_regions(args).values()), "faces" if args.faces else None)
     bar = cli.TextProgressBar(sys.stderr, label=f"two-stage {args.input.name}")
-    out, report = swin2sr.two_stage(cli.read_image(args.input), stage1, stage2, regions=where, detector=args.detector,
-                                    progress=bar, return_report=True, **regions, **options)
+    out, report = swin2sr.two_stage(cli.read_image(args.input), stage1, stage2, regions=regions, progress=bar,
+                                    return_report=True, **_region_options(args), **options)
     bar.close()
     log.info("%s", report)
     cli.write_image_atomically(out, args.output, output_format)

@@ -30,8 +30,9 @@ import torch.nn.functional as F
 
 logger = logging.getLogger("swin2sr")
 
-# Detection runs on a copy no larger than this (long side): faster, and Haar cascades raise
-# false alarms on large images (4 of 5 boxes were wrong on a 2048 px astronaut).
+# Detection runs on a copy no larger than this (long side): faster, and Haar cascades raise false alarms
+# on large images (4 of 5 boxes were wrong on a 2048 px astronaut).  MTCNN looks for faces of >= 20 px
+# in that copy, i.e. >= 80 px in a 4096 px image.
 DETECT_MAX_SIDE = 1024
 
 
@@ -109,7 +110,6 @@ _BACKENDS: dict[str, tuple[str, Callable[[], Detector]]] = {
     "haar": ("cv2", _haar),
 }
 DETECTORS = ("auto", *_BACKENDS)
-
 
 
 @functools.lru_cache(maxsize=None)

@@ -65,6 +65,28 @@ def test_face_region_blends_into_the_compact_image_without_seams(models, face_ph
 
 
 
+def test_refine_with_builtin_x4_on_a_portrait_reproduces_the_base_without_seams():
+    """The seam measure of test_faces_pipelines.py with a trained model on a real portrait (colour matching on)."""
+    lenna = SHARED / "benchmarks" / "Set14" / "LR_bicubic" / "X4" / "lennax4.png"
+    if not lenna.is_file():
+        pytest.skip(f"{lenna} is absent (shared benchmark data)")
+    try:
+        model = swin2sr.load_model("builtin-x4")
+    except swin2sr.CheckpointError as exc:
+        pytest.skip(f"builtin-x4 weights are not embedded yet: {exc}")
+    from PIL import Image
+
+    image = read_batch(Image.open(lenna).convert("RGB"))[0]  # 128x128
+    base = swin2sr.upscale(model, image, max_input_size=0)
+    out, union, (region,) = swin2sr.refine_faces(image, model, base=base, boxes=[(57, 54, 87, 90)], face_size=0)
+    diff = (out - base).abs().mean(1)[0]
+    b = region.box.scaled(4, 4)
+    inside = float(diff[round(b.y0):round(b.y1), round(b.x0):round(b.x1)].mean())
+    edge = float(diff[(union[0] > 0.02) & (union[0] < 0.98)].mean())
+    print(f"builtin-x4 refine vs base: inside {inside * 255:.3f}/255, matte edge {edge * 255:.3f}/255")
+    assert inside <= ONE_LEVEL and edge <= ONE_LEVEL
+
+
 def test_haar_finds_the_astronaut_and_nothing_on_a_cat():
     """The optional OpenCV 4.x detector (the embedded MTCNN is tested in test_faces_mtcnn.py)."""
     from swin2sr.faces import detect_faces, get_detector

@@ -38,7 +38,7 @@ def test_no_face_in_a_still_life():
 
 
 def test_boxes_match_facenet_pytorch():
-    facenet = pytest.importorskip("facenet_pytorch", reason="optional reference (pip install --no-deps facenet-pytorch)")
+    facenet = pytest.importorskip("facenet_pytorch", reason="optional reference: pip install --no-deps facenet-pytorch")
     rgb = photo("foreman.png")
     with torch.inference_mode():
         boxes, probs = facenet.MTCNN(keep_all=True).detect(Image.fromarray(rgb))
