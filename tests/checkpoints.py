@@ -27,6 +27,13 @@ OFFICIAL_CONFIGS: dict[str, Swin2SRConfig] = {
     ),
 }
 
+# The grayscale JPEG-artifact-removal release (Swin2SR_Jpeg_dynamic.pth): window 7, pixel range 0..255, no upsampler.
+JPEG_CONFIGS: dict[str, Swin2SRConfig] = {
+    "jpeg_car_gray": Swin2SRConfig(
+        **_BIG, window_size=7, img_size=126, in_chans=1, img_range=255.0, upsampler="", scale=1
+    ),
+}
+
 # Small configurations with the same structure, for tests that need many forwards.
 TINY_CONFIGS: dict[str, Swin2SRConfig] = {
     "tiny_x4": Swin2SRConfig(embed_dim=12, depths=(2,), num_heads=(2,), upsampler="pixelshuffle", scale=4),
