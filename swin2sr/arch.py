@@ -171,7 +171,7 @@ class SwinTransformerBlock(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
     def forward(self, x: torch.Tensor, layout: WindowLayout) -> torch.Tensor:
-        tables = self.attn.bias_tables(self.shift, x.dtype)
+        tables = self.attn.bias_tables(self.shift, torch.promote_types(x.dtype, torch.float32))
         chunks = [self._update(x[a:b], tables[table]) for a, b, table in layout.chunks(self.shift)]
         return torch.cat(chunks) if torch.is_grad_enabled() else x
 

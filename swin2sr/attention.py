@@ -5,7 +5,7 @@ Official parameter names (`qkv`, `q_bias`, `v_bias`, `logit_scale`, `cpb_mlp`,
 cached here as small tables that do not depend on the input size: the CPB-MLP
 bias (input-independent in eval mode) and the four shift-mask patterns (every
 shifted window is an interior, last-column, last-row or corner window), both in
-the compute dtype so half precision works at every input size.  While training
+float32 (float64 for a float64 model) so half precision works at every input size.  While training
 the tables are rebuilt on every call so gradients reach `cpb_mlp`.
 """
 
@@ -89,7 +89,7 @@ class WindowAttention(nn.Module):
         return 16 * torch.sigmoid(bias)
 
     def bias_tables(self, shift: int, dtype: torch.dtype) -> torch.Tensor:
-        """Position bias plus each shift-mask pattern, [1 or 4, heads, N, N] in `dtype`.
+        """Position bias plus each shift-mask pattern, [1 or 4, heads, N, N] in `dtype` (at least float32).
 
         Cached while autograd is off; the cache entry is keyed by the CPB
         weights' storage and version, so loading or editing weights refreshes it.

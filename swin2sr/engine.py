@@ -84,19 +84,29 @@ def conv_layout(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous()
 
 
+# Attention kernel per device type, by measurement (benchmarks/bench_engine.py --attention sdpa re-measures):
+# on a 2-core AMD EPYC, SDPA took 3-5x longer than matmul + softmax + matmul for 64-token windows.
+# Devices not listed use SDPA, whose memory-efficient CUDA kernel never materialises the scores.
+ATTENTION_KERNELS = {"cpu": "matmul"}
+
+
 def window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """softmax(q @ k^T + bias) @ v over [windows, heads, N, d]; q already carries the logit scale.
 
     `bias` [heads, N, N] is the position bias plus, for shifted windows, the
-    shift-mask pattern shared by every window of the chunk.
+    shift-mask pattern shared by every window of the chunk.  It is float32
+    when q is half precision: the logits reach +-100, where a bf16 step is 0.5,
+    so the bias is added and the softmax taken in float32 (one rounding of the
+    logits instead of three, as in the official code run in bf16).
     """
-    if q.device.type == "cuda":
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)
+    if ATTENTION_KERNELS.get(q.device.type, "sdpa") == "sdpa":
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), scale=1.0)
     if torch.is_grad_enabled():
-        return torch.softmax(q @ k.transpose(-2, -1) + bias, dim=-1) @ v
-    scores = torch.matmul(q, k.transpose(-2, -1)).add_(bias)
+        return torch.softmax(q @ k.transpose(-2, -1) + bias, dim=-1).to(v.dtype) @ v
+    scores = torch.matmul(q, k.transpose(-2, -1))
+    scores = scores.add_(bias) if scores.dtype == bias.dtype else torch.add(bias, scores)
     torch.ops.aten._softmax.out(scores, -1, False, out=scores)  # in place: the kernel works row by row
-    return torch.matmul(scores, v)
+    return torch.matmul(scores.to(v.dtype), v)
 
 
 def model_dtype(model: nn.Module) -> torch.dtype:
