@@ -31,9 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-CASES = {  # name: (config, height, width)
-    "classical_x4-64x64": ("classical_x4", 64, 64),
+CASES = {  # name: (config, height, width); the target case first
     "classical_x4-128x128": ("classical_x4", 128, 128),
+    "classical_x4-64x64": ("classical_x4", 64, 64),
     "classical_x4-96x80": ("classical_x4", 96, 80),
     "lightweight_x2-128x128": ("lightweight_x2", 128, 128),
 }
@@ -229,13 +229,13 @@ def main() -> None:
           f"{opts.rounds} rounds x {opts.repeat} timed calls, MALLOC_* env: "
           f"{ {k: v for k, v in os.environ.items() if k.startswith('MALLOC_')} or 'glibc defaults'}", flush=True)
     results = []
+    print(table(results), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for case in opts.cases:
+        for case in opts.cases:  # rows appear as cases finish: a long run interrupted still reports
             results.append(measure_case(case, opts, Path(tmp)))
-            print(f"# done {case}", flush=True)
-    print(table(results))
-    if opts.json:
-        opts.json.write_text(json.dumps(results, indent=2))
+            print(table(results[-1:]).splitlines()[-1], flush=True)
+            if opts.json:
+                opts.json.write_text(json.dumps(results, indent=2))
     print(summary(results))
 
 
