@@ -41,7 +41,6 @@ TIMED = ("spandrel-fp32", "ours-fp32", "ours-bf16")  # interleaved, every round
 TARGET_CASE = "classical_x4-128x128"
 TARGETS = {"fp32": 2.0, "bf16": 3.5}
 FP32_ERROR_FACTOR = 4.0
-DERIVED_BUFFERS = ("relative_coords_table", "relative_position_index", "attn_mask")
 
 
 # ---------------------------------------------------------------- worker (one fresh process per measurement)
@@ -50,8 +49,7 @@ DERIVED_BUFFERS = ("relative_coords_table", "relative_position_index", "attn_mas
 def build(impl: str, config_name: str):
     import torch
 
-    from swin2sr.arch import Swin2SR
-    from tests.checkpoints import OFFICIAL_CONFIGS, random_official_state_dict
+    from tests.checkpoints import OFFICIAL_CONFIGS, model_from_official, random_official_state_dict
 
     config = OFFICIAL_CONFIGS[config_name]
     state = random_official_state_dict(config, seed=0)
@@ -62,8 +60,7 @@ def build(impl: str, config_name: str):
 
         model = spandrel.ModelLoader().load_from_state_dict(state).model  # the module: no output clamping
     else:
-        model = Swin2SR(config)
-        model.load_state_dict({k: v for k, v in state.items() if not k.endswith(DERIVED_BUFFERS)})
+        model = model_from_official(config, state)
     return model.eval().to(dtype), dtype
 
 

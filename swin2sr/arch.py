@@ -195,13 +195,9 @@ class ResidualGroup(nn.Module):
         shape = x.shape
         stream, order = x.reshape(-1, shape[-1]), None
         for block in self.blocks:
-            stream = _regather(stream, layout.gather_index(order, block.shift))
+            stream = torch.index_select(stream, 0, layout.gather_index(order, block.shift))
             stream, order = block(stream, layout), block.shift
-        return _regather(stream, layout.gather_index(order, None)).view(shape)
-
-
-def _regather(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    return x[index] if torch.is_grad_enabled() else torch.index_select(x, 0, index)
+        return torch.index_select(stream, 0, layout.gather_index(order, None)).view(shape)
 
 
 class Proj1x1(nn.Module):

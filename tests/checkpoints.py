@@ -41,6 +41,17 @@ TINY_CONFIGS: dict[str, Swin2SRConfig] = {
 }
 
 
+# Official checkpoint entries the network derives itself (Swin2SR registers them non-persistent or not at all).
+DERIVED_BUFFERS = ("relative_coords_table", "relative_position_index", "attn_mask")
+
+
+def model_from_official(config: Swin2SRConfig, state: dict[str, torch.Tensor]) -> Swin2SR:
+    """Our network with an official-format state dict loaded (strictly, derived buffers dropped), in eval mode."""
+    model = Swin2SR(config)
+    model.load_state_dict({k: v for k, v in state.items() if not k.endswith(DERIVED_BUFFERS)})
+    return model.eval()
+
+
 def random_official_state_dict(config: Swin2SRConfig, seed: int = 0) -> dict[str, torch.Tensor]:
     """Random weights for `config`, keyed and shaped exactly like the released .pth files (buffers included)."""
     gen = torch.Generator().manual_seed(seed)

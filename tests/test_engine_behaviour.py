@@ -7,17 +7,12 @@ import torch
 
 from swin2sr.arch import Swin2SR
 from swin2sr.engine import run_with_fallback
-from tests.checkpoints import TINY_CONFIGS, random_official_state_dict
-
-DERIVED_BUFFERS = ("relative_coords_table", "relative_position_index", "attn_mask")
+from tests.checkpoints import TINY_CONFIGS, model_from_official, random_official_state_dict
 
 
 def tiny_model(name: str = "tiny_x4", seed: int = 0) -> Swin2SR:
     config = TINY_CONFIGS[name]
-    model = Swin2SR(config)
-    state = random_official_state_dict(config, seed)
-    model.load_state_dict({k: v for k, v in state.items() if not k.endswith(DERIVED_BUFFERS)})
-    return model.eval()
+    return model_from_official(config, random_official_state_dict(config, seed))
 
 
 def image(*shape: int, seed: int = 0) -> torch.Tensor:

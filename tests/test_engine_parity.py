@@ -21,13 +21,11 @@ import functools
 import pytest
 import torch
 
-from swin2sr.arch import Swin2SR, Swin2SRConfig
-from tests.checkpoints import JPEG_CONFIGS, OFFICIAL_CONFIGS, random_official_state_dict
+from tests.checkpoints import JPEG_CONFIGS, OFFICIAL_CONFIGS, model_from_official, random_official_state_dict
 
 spandrel = pytest.importorskip("spandrel", reason="spandrel is the reference implementation (test-only dependency)")
 
 ALL_CONFIGS = {**OFFICIAL_CONFIGS, **JPEG_CONFIGS}
-DERIVED_BUFFERS = ("relative_coords_table", "relative_position_index", "attn_mask")
 FP64_TOLERANCE = 1e-6
 FP32_ERROR_FACTOR = 4.0
 
@@ -48,12 +46,6 @@ CASES = [
 @functools.cache
 def state_dict(name: str) -> dict[str, torch.Tensor]:
     return random_official_state_dict(ALL_CONFIGS[name], seed=0)
-
-
-def our_model(config: Swin2SRConfig, state: dict[str, torch.Tensor]) -> Swin2SR:
-    model = Swin2SR(config)
-    model.load_state_dict({k: v for k, v in state.items() if not k.endswith(DERIVED_BUFFERS)})
-    return model.eval()
 
 
 @functools.cache
@@ -81,7 +73,7 @@ def test_every_released_configuration_is_covered():
 @pytest.mark.parametrize(("name", "height", "width"), CASES)
 def test_matches_spandrel_in_float64_and_float32(name, height, width):
     config = ALL_CONFIGS[name]
-    ours, ref = our_model(config, state_dict(name)), reference_model(name)
+    ours, ref = model_from_official(config, state_dict(name)), reference_model(name)
     x = torch.rand(1, config.in_chans, height, width, generator=torch.Generator().manual_seed(height * width))
     outputs = {}
     with torch.no_grad():
