@@ -202,7 +202,7 @@ def vram_table() -> dict:
 
 def safe_side(config, budget: float, dtype: torch.dtype) -> int:
     side = config.window_size
-    while swin2sr.estimate_memory(config, side + 8, side + 8, 1, dtype) <= budget:
+    while swin2sr.estimate_memory(config, side + 8, side + 8, 1, dtype, "cuda") <= budget:
         side += 8
     return side
 

@@ -65,7 +65,7 @@ def check(quick: bool) -> dict:
                     peak = memory.measured_peak(lambda: model(x), device)
                 seconds = time.perf_counter() - start
                 measured = weights + peak + x.numel() * x.element_size()
-                predicted = swin2sr.estimate_memory(config, side, side, batch, dtype)
+                predicted = swin2sr.estimate_memory(config, side, side, batch, dtype, device)
                 row = {"config": name, "dtype": str(dtype).split(".")[-1], "batch": batch, "tile": side,
                        "measured": measured, "predicted": predicted, "seconds": seconds,
                        "error_pct": 100 * (predicted / measured - 1)}  # fmt: skip

@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from . import images, memory, settings
+from . import engine, images, memory, settings
 from .tiling import MIN_TILE, TileRunner, UpscaleCancelled, align_down, tile_grid
 from .tiling import is_oom as default_is_oom
 
@@ -184,7 +184,7 @@ def plan_upscale(
     multiple = tile_multiple(model)
 
     def cost(grid, k: int = 1) -> int:
-        return memory.estimate_memory(model, grid.tile_h, grid.tile_w, k, dtype)
+        return memory.estimate_memory(model, grid.tile_h, grid.tile_w, k, dtype, device)
 
     def grid_of(side: int):
         return tile_grid(mh, mw, side, overlap, scale, multiple)
@@ -197,7 +197,8 @@ def plan_upscale(
         source = "auto"
         # the forecast for a tile side before balancing grows with the side: searchable, and balancing only shrinks
         side = _largest_fitting_tile(
-            lambda t: memory.estimate_memory(model, min(t, mh), min(t, mw), 1, dtype), max(mh, mw), multiple, budget
+            lambda t: memory.estimate_memory(model, min(t, mh), min(t, mw), 1, dtype, device),
+            max(mh, mw), multiple, budget,
         )
     side = min(side, memory.padded(max(mh, mw), multiple))
     grid = grid_of(side)
@@ -294,8 +295,7 @@ def upscale(
     log.info("%s", plan)
     report = UpscaleReport(plan=plan)
     out = images.new_output(plan.batch, *plan.output_size, kind, output_dtype)
-    with _prepared(model, plan.device, plan.dtype) as forward_fn:
-        forward = _Forward(forward_fn, model, plan, report)
+    with _prepared(model, plan.device, plan.dtype, report) as forward:
         runner = TileRunner(
             forward, plan.scale, tile_multiple(model), plan.tile, plan.tiles_per_batch, plan.overlap,
             oom=is_oom or default_is_oom, on_oom=lambda: _release(plan.device), progress=progress,
@@ -321,53 +321,36 @@ def upscale(
     return (result, report) if return_report else result
 
 
-class _Forward:
-    """CPU float32 tiles -> model on its device and dtype -> CPU float32 output, with the fp32 redo."""
-
-    def __init__(self, run: Callable[[torch.Tensor, torch.dtype], torch.Tensor], model, plan, report) -> None:
-        self.run, self.plan, self.report = run, plan, report
-
-    def __call__(self, tiles: torch.Tensor) -> torch.Tensor:
-        out = self.run(tiles, self.plan.dtype)
-        if self.plan.dtype != torch.float32 and not torch.isfinite(out).all():
-            self.report.fp32_redos += 1
-            out = self.run(tiles, torch.float32)
-        return out.float().cpu()
-
-
 class _prepared:
-    """Context: a callable running the model on `device` in a given dtype; the caller's model is left as it was.
+    """Context: a forward function for CPU float32 tiles, running the model on `device` in `dtype`.
 
-    The model is moved to `device` for the run and moved back afterwards (lossless).
-    Other dtypes run on a cast copy, made once per dtype: casting the caller's
-    weights to half and back would lose precision for good.
+    The model is moved to `device` for the run and moved back afterwards
+    (lossless).  Another dtype runs on a cast copy: casting the caller's weights
+    to half and back would round them for good.  A half-precision batch whose
+    output is not finite is redone in fp32 (engine.run_with_fallback) and counted.
     """
 
-    def __init__(self, model, device: torch.device, dtype: torch.dtype) -> None:
-        self.model, self.device, self.dtype = model, device, dtype
-        self.copies: dict[torch.dtype, torch.nn.Module] = {}
+    def __init__(self, model, device: torch.device, dtype: torch.dtype, report: UpscaleReport) -> None:
+        self.model, self.device, self.dtype, self.report = model, device, dtype, report
 
-    def __enter__(self) -> Callable[[torch.Tensor, torch.dtype], torch.Tensor]:
+    def __enter__(self) -> Callable[[torch.Tensor], torch.Tensor]:
         params = list(self.model.parameters()) if hasattr(self.model, "parameters") else []
         self.home = params[0].device if params else None
-        self.own_dtype = params[0].dtype if params else None
         if self.home is not None and self.home != self.device:
             self.model.to(self.device)
-        return self._run
+        same = not params or params[0].dtype == self.dtype
+        self.runner = self.model if same else copy.deepcopy(self.model).to(dtype=self.dtype)
+        return self._forward
 
-    def _variant(self, dtype: torch.dtype):
-        if self.own_dtype is None or dtype == self.own_dtype:
-            return self.model
-        if dtype not in self.copies:
-            self.copies[dtype] = copy.deepcopy(self.model).to(dtype=dtype)
-        return self.copies[dtype]
-
-    def _run(self, tiles: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    def _forward(self, tiles: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            return self._variant(dtype)(tiles.to(self.device, dtype, non_blocking=True))
+            out = engine.run_with_fallback(self.runner, tiles.to(self.device, self.dtype, non_blocking=True))
+        if out.dtype != self.dtype:
+            self.report.fp32_redos += 1
+        return out.float().cpu()
 
     def __exit__(self, *exc) -> None:
-        self.copies.clear()
+        self.runner = None
         if self.home is not None and self.home != self.device:
             self.model.to(self.home)
 
