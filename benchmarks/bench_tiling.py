@@ -167,6 +167,8 @@ def big(tile: int = 256) -> dict:
     subprocess.run(cmd, env={**os.environ, **LIVE_RSS_ENV, "PYTHONPATH": str(ROOT)}, check=True)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    print(f"CLI peak RSS {peak / 1e9:.2f} GB, {seconds:.0f} s", flush=True)
+    Image.MAX_IMAGE_PIXELS = None  # 192 MP: above PIL's decompression-bomb guard, and ours
     output_bytes = 16000 * 12000 * 3
     row = {"model": bench_model()[1], "tile": tile, "seconds": seconds, "peak_rss": peak,
            "uint8_output_bytes": output_bytes, "target_bytes": 2 * output_bytes + 10**9,

@@ -27,6 +27,7 @@ log = logging.getLogger("swin2sr")
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 MAX_TILES_PER_BATCH = 16
+UPSCALE_ONLY_OPTIONS = {"progress", "cancel", "is_oom", "output_dtype", "layout", "return_report"}
 
 __all__ = ["UpscaleCancelled", "UpscalePlan", "UpscaleReport", "plan_upscale", "sharpen", "target_size", "upscale"]
 
@@ -173,9 +174,16 @@ def plan_upscale(
     memory_budget: int | None = None,
     free_memory: int | Callable[[], int] | None = None,
     device=None,
-    **_ignored,
+    **upscale_only,
 ) -> UpscalePlan:
-    """Decide pre-scale, precision, tile and tiles per batch for an image of height x width; no work is done."""
+    """Decide pre-scale, precision, tile and tiles per batch for an image of height x width; no work is done.
+
+    Takes the same options as `upscale`, so a host can pass one options dict to both; those that
+    only matter while running (progress, cancel, ...) are accepted and ignored.
+    """
+    unknown = set(upscale_only) - UPSCALE_ONLY_OPTIONS
+    if unknown:
+        raise TypeError(f"plan_upscale() got unexpected options {sorted(unknown)}")
     scale = int(model.scale)
     device = torch.device(device) if device is not None else model_device(model)
     dtype = resolve_precision(precision, device, model)

@@ -127,3 +127,10 @@ def test_sharpen_is_off_at_zero_and_adds_contrast_at_edges():
 )  # fmt: skip
 def test_target_size(kwargs, expected):
     assert swin2sr.target_size(100, 150, 4, **kwargs) == expected
+
+
+def test_plan_takes_upscales_options_but_not_typos():
+    plan = swin2sr.plan_upscale(NearestX4(), 100, 100, progress=print, cancel=None, return_report=True)
+    assert plan.output_size == (400, 400)
+    with pytest.raises(TypeError, match="tiel"):
+        swin2sr.plan_upscale(NearestX4(), 100, 100, tiel=64)
