@@ -318,6 +318,7 @@ def upscale(
             report.actual_peak_bytes = torch.cuda.max_memory_allocated(plan.device)
     if alpha is not None:
         alpha = images.resize_alpha(alpha, *plan.output_size)
+    del batch, color, lr  # the float input is not needed for the conversion back (a PIL copy of the output is)
     result = images.finish(out, alpha, kind)
     report.tile, report.tiles_per_batch = runner.tile, runner.batch
     report.batch_splits, report.tile_shrinks = runner.stats.batch_splits, runner.stats.tile_shrinks
