@@ -32,6 +32,9 @@ from swin2sr.metrics import psnr_y, ssim_y
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks"
 SETS = ("Set5", "Set14")
+# Swin2SR ClassicalSR, arXiv 2209.11345 Table 3 (PSNR, SSIM on Y): for reference only, not measured here.
+PAPER = {("Set5", 2): (38.43, 0.9623), ("Set14", 2): (34.48, 0.9256), ("Set5", 4): (32.92, 0.9039),
+         ("Set14", 4): (29.06, 0.7946)}
 
 
 @dataclass
@@ -121,6 +124,18 @@ def format_table(title: str, scores: list[Score]) -> str:
     return "\n".join(lines)
 
 
+def markdown_summary(averages: dict[tuple[str, str, int], Score]) -> str:
+    """The README table: one row per (model, set, scale) with bicubic, the model, the gain and the paper's number."""
+    lines = ["| model | set | scale | bicubic | model | gain | official Swin2SR (paper, not measured here) |",
+             "|---|---|---|---|---|---|---|"]
+    for (source, set_name, scale), m in averages.items():
+        paper = PAPER.get((set_name, scale))
+        lines.append(f"| {source} | {set_name} | x{scale} | {m.bicubic_psnr:.2f} / {m.bicubic_ssim:.4f} | "
+                     f"{m.model_psnr:.2f} / {m.model_ssim:.4f} | {m.model_psnr - m.bicubic_psnr:+.2f} dB | "
+                     + (f"{paper[0]:.2f} / {paper[1]:.4f} |" if paper else "– |"))
+    return "\n".join(lines)
+
+
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Set5/Set14 PSNR/SSIM (Y channel) of Swin2SR models beside bicubic.")
     p.add_argument("--model", action="append", help="builtin-x4, builtin-x2 or a checkpoint path (repeatable); "
@@ -130,6 +145,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--bf16", action="store_true", help="also report PSNR of the bf16 output against fp32")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--json", type=Path, help="write all scores here")
+    p.add_argument("--markdown", action="store_true", help="finish with the README summary table")
     return p.parse_args()
 
 
@@ -137,14 +153,17 @@ def main() -> None:
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    results = {}
+    results, averages = {}, {}
     for source in args.model or ["builtin-x4", "builtin-x2"]:
         model = swin2sr.load_model(source)
         for set_name in args.sets:
             scores = evaluate_set(model, args.data, set_name, bf16=args.bf16)
             title = f"\n{source} ({model.variant}) on {set_name} x{model.scale}, Y channel, border {model.scale}"
             print(format_table(title, scores), flush=True)
-            results[f"{source}/{set_name}/x{model.scale}"] = [asdict(s) for s in [*scores, mean_score(scores)]]
+            mean = averages[(source, set_name, model.scale)] = mean_score(scores)
+            results[f"{source}/{set_name}/x{model.scale}"] = [asdict(s) for s in [*scores, mean]]
+    if args.markdown:
+        print("\n" + markdown_summary(averages))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 
