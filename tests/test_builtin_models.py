@@ -54,7 +54,8 @@ def test_beats_bicubic_on_a_held_out_photo(builtin):
     with torch.no_grad():
         ours = to_uint8(model(x))
     gain = psnr_y(ours, np.asarray(hr), scale) - psnr_y(bicubic, np.asarray(hr), scale)
-    assert gain > 0.3, f"builtin-x{scale} gains only {gain:.2f} dB over bicubic"
+    # The shipped weights gain +0.72 dB (x4) and +0.88 dB (x2) here; fur is hard, so the bar is 0.5 dB.
+    assert gain > 0.5, f"builtin-x{scale} gains only {gain:.2f} dB over bicubic"
 
 
 @pytest.mark.parametrize("name", ["builtin-x4", "builtin-x2"])
