@@ -1,0 +1,239 @@
+"""AUTOMATIC1111 / Forge adapter: Swin2SR checkpoints as WebUI upscalers (Extras, hires fix, img2img, API).
+
+The WebUI finds upscalers as *direct* subclasses of `modules.upscaler.Upscaler` once all scripts are imported,
+so this file and its class have names no other upscaler uses (a `swinir_model.py` / `UpscalerSwinIR` here would
+hide the built-in SwinIR). Everything model-related (loading, tiling, memory planning, precision) is done by
+the core package `swin2sr`; this adapter only finds files, names list entries, reads settings and picks the
+device, precision and memory budget the WebUI's command line asks for.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import NamedTuple
+
+import torch
+from modules import devices, script_callbacks, shared
+from modules.upscaler import Upscaler, UpscalerData
+
+EXTENSION_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _import_core():
+    """Import the core package `swin2sr` that sits at this extension's root.
+
+    A1111 puts the extension folder on sys.path only while this file is being imported (Forge leaves it there).
+    We make sure it is there for this one import and take it away again, so the repo root's other top-level
+    names (ComfyUI's `nodes.py`, `tests/`) never shadow anything in the WebUI. Once imported, the package stays
+    in sys.modules and its submodules import through its own `__path__`.
+    """
+    added = EXTENSION_ROOT not in sys.path
+    if added:
+        sys.path.insert(0, EXTENSION_ROOT)
+    try:
+        import swin2sr
+    finally:
+        if added:
+            sys.path.remove(EXTENSION_ROOT)
+    return swin2sr
+
+
+swin2sr = _import_core()
+
+CHECKPOINT_EXTENSIONS = [".pth", ".safetensors"]
+BUILTIN_SOURCES = ["builtin-x4", "builtin-x2"]
+SETTINGS_SECTION = ("swin2sr", "Swin2SR")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Share of the memory the planner may use when the WebUI runs with --medvram / --lowvram (1.0 otherwise).
+REDUCED_BUDGET = {"medvram": 0.5, "lowvram": 0.25}
+
+
+class Settings(NamedTuple):
+    """The extension's settings after validation; `tile` is "auto" or a size in pixels.
+
+    (A NamedTuple, not a dataclass: the WebUI imports this file without registering it in sys.modules, which
+    dataclasses need to resolve postponed annotations.)
+    """
+
+    tile: int | str = "auto"
+    overlap: int = 16
+    precision: str = "auto"
+    max_input_size: int = 1024
+
+
+def read_settings(opts) -> Settings:
+    """Read the settings page defensively: unregistered keys (settings page not built yet) and bad values fall
+    back to the defaults, so a hand-edited config.json can never break an upscale."""
+    default = Settings()
+    tile = _non_negative_int(opts, "swin2sr_tile", 0)
+    precision = getattr(opts, "swin2sr_precision", default.precision)
+    return Settings(
+        tile=tile or "auto",
+        overlap=_non_negative_int(opts, "swin2sr_tile_overlap", default.overlap),
+        precision=precision if precision in PRECISIONS else default.precision,
+        max_input_size=_non_negative_int(opts, "swin2sr_max_input_size", default.max_input_size),
+    )
+
+
+def _non_negative_int(opts, key: str, default: int) -> int:
+    try:
+        value = int(getattr(opts, key, default))
+    except (TypeError, ValueError):
+        return default
+    return value if value >= 0 else default
+
+
+def choose_precision(setting: str, cmd_opts) -> str:
+    """--no-half means full precision everywhere in the WebUI, whatever the settings page says."""
+    return "fp32" if getattr(cmd_opts, "no_half", False) else setting
+
+
+def memory_share(cmd_opts) -> float:
+    """The share of free memory the planner may use: smaller under --medvram/--lowvram or Forge's low-VRAM modes."""
+    if getattr(cmd_opts, "lowvram", False) or _forge_vram_state() in ("LOW_VRAM", "NO_VRAM"):
+        return REDUCED_BUDGET["lowvram"]
+    if getattr(cmd_opts, "medvram", False) or getattr(cmd_opts, "medvram_sdxl", False):
+        return REDUCED_BUDGET["medvram"]
+    return 1.0
+
+
+def _forge_memory_management():
+    """Forge's memory manager (`backend.memory_management`), or None in A1111."""
+    try:
+        from backend import memory_management
+    except ImportError:
+        return None
+    return memory_management
+
+
+def _forge_vram_state() -> str | None:
+    manager = _forge_memory_management()
+    state = getattr(manager, "vram_state", None)
+    return getattr(state, "name", None)
+
+
+class UpscalerSwin2SR(Upscaler):
+    """All Swin2SR checkpoints in models/Swin2SR/ (or --swin2sr-models-path) plus the embedded defaults."""
+
+    def __init__(self, dirname=None):
+        self.name = "Swin2SR"  # before super().__init__(): gives model_path = <models>/Swin2SR
+        self.user_path = dirname
+        super().__init__(create_dirs=True)
+        self._cached_key = None
+        self._cached_model = None
+        sources = BUILTIN_SOURCES + self.find_models(ext_filter=CHECKPOINT_EXTENSIONS)
+        self.scalers = _with_unique_names([self._entry(source) for source in sources])
+
+    def _entry(self, source: str) -> UpscalerData:
+        """A list entry named after the checkpoint's variant and file, with its real scale.
+
+        The checkpoint is read once on the CPU to learn both. A file that cannot be read is still listed, so
+        that choosing it shows the loader's explanation instead of the file silently missing.
+        """
+        label = "built-in" if source in BUILTIN_SOURCES else os.path.basename(source)
+        try:
+            model = swin2sr.load_model(source, device="cpu")
+        except (swin2sr.CheckpointError, OSError) as exc:
+            print(f"Swin2SR: {exc}", file=sys.stderr)
+            return UpscalerData(f"Swin2SR unreadable ({label})", source, self, scale=4)
+        return UpscalerData(f"Swin2SR {model.variant} ({label})", source, self, scale=model.scale)
+
+    def do_upscale(self, img, selected_model):
+        """One pass by the model's own factor through the core's planner and tiler.
+
+        Loading errors propagate (the WebUI shows them); only a user's Interrupt/Skip returns the input
+        unchanged, which ends the base class's loop as it does for the WebUI's own upscalers.
+        """
+        settings = read_settings(shared.opts)
+        device = devices.get_device_for("swin2sr")
+        precision = choose_precision(settings.precision, shared.cmd_opts)
+        model = self._model(selected_model, device, precision)
+        _free_forge_memory()
+        try:
+            result, report = swin2sr.upscale(
+                model, img, tile=settings.tile, overlap=settings.overlap, precision=precision,
+                max_input_size=settings.max_input_size, memory_budget=self._memory_budget(device),
+                device=device, progress=_report_progress, cancel=_cancelled, return_report=True)
+        except swin2sr.UpscaleCancelled:
+            return img
+        finally:
+            devices.torch_gc()
+        print(f"Swin2SR: {report}")
+        return result
+
+    def load_model(self, path: str):
+        """The core loader (weights_only .pth, .safetensors, builtin names); CheckpointError explains failures."""
+        return swin2sr.load_model(path, device="cpu")
+
+    def _model(self, source: str, device, precision: str):
+        """The model for (file, device, precision), kept between calls; one at a time to spare memory."""
+        key = (source, str(device), precision)
+        if self._cached_key != key:
+            self._cached_model = None  # drop the old one before loading the next
+            dtype = DTYPES.get(precision)
+            self._cached_model = swin2sr.load_model(source, device=device, dtype=dtype)
+            self._cached_key = key
+        return self._cached_model
+
+    def _memory_budget(self, device):
+        share = memory_share(shared.cmd_opts)
+        return None if share == 1.0 else swin2sr.free_memory(device) * share
+
+
+def _free_forge_memory() -> None:
+    """In Forge, let its memory manager unload what it must before we allocate (as its SwinIR does)."""
+    try:
+        from modules_forge.utils import prepare_free_memory
+    except ImportError:
+        return
+    prepare_free_memory()
+
+
+def _cancelled() -> bool:
+    return bool(shared.state.interrupted or shared.state.skipped)
+
+
+def _report_progress(done: int, total: int) -> None:
+    """Feed the WebUI's progress bar (it reads the sampling step fields of shared.state)."""
+    shared.state.sampling_steps = total
+    shared.state.sampling_step = done
+
+
+def _with_unique_names(entries: list[UpscalerData]) -> list[UpscalerData]:
+    """The WebUI looks upscalers up by name, so a name found twice (same file in two folders) gets a counter."""
+    seen: dict[str, int] = {}
+    for entry in entries:
+        seen[entry.name] = seen.get(entry.name, 0) + 1
+        if seen[entry.name] > 1:
+            entry.name = f"{entry.name} #{seen[entry.name]}"
+    return entries
+
+
+def on_ui_settings() -> None:
+    """The extension's own section on the Settings page (read back with read_settings)."""
+    import gradio as gr
+
+    options = {
+        "swin2sr_tile": shared.OptionInfo(
+            0, "Tile size (0 = automatic from free memory)", gr.Slider,
+            {"minimum": 0, "maximum": 2048, "step": 8}, section=SETTINGS_SECTION,
+        ).info("smaller tiles use less memory; the planner also shrinks tiles after an out-of-memory error"),
+        "swin2sr_tile_overlap": shared.OptionInfo(
+            16, "Tile overlap in pixels", gr.Slider, {"minimum": 0, "maximum": 128, "step": 1},
+            section=SETTINGS_SECTION,
+        ).info("tiles are blended across the overlap; low values can show seams"),
+        "swin2sr_precision": shared.OptionInfo(
+            "auto", "Precision", gr.Radio, {"choices": list(PRECISIONS)}, section=SETTINGS_SECTION,
+        ).info("auto: bf16 where the GPU supports it, else fp32; fp16 is fastest but may fail; --no-half forces fp32"),
+        "swin2sr_max_input_size": shared.OptionInfo(
+            1024, "Largest input side in pixels (0 = no limit)", gr.Slider,
+            {"minimum": 0, "maximum": 8192, "step": 64}, section=SETTINGS_SECTION,
+        ),
+    }
+    for key, info in options.items():
+        shared.opts.add_option(key, info)
+
+
+script_callbacks.on_ui_settings(on_ui_settings)
