@@ -60,7 +60,7 @@ class Settings(NamedTuple):
     tile: int | str = "auto"
     overlap: int = 16
     precision: str = "auto"
-    max_input_size: int = 1024
+    max_input_size: int = 0
 
 
 def read_settings(opts) -> Settings:
@@ -177,9 +177,10 @@ class UpscalerSwin2SR(Upscaler):
             self._cached_key = key
         return self._cached_model
 
-    def _memory_budget(self, device):
+    def _memory_budget(self, device) -> int | None:
+        """A byte cap for the planner under --medvram/--lowvram; None lets it use its own safety margin."""
         share = memory_share(shared.cmd_opts)
-        return None if share == 1.0 else swin2sr.free_memory(device) * share
+        return None if share == 1.0 else int(swin2sr.memory.free_memory(device) * share)
 
 
 def _free_forge_memory() -> None:
@@ -226,11 +227,12 @@ def on_ui_settings() -> None:
         ).info("tiles are blended across the overlap; low values can show seams"),
         "swin2sr_precision": shared.OptionInfo(
             "auto", "Precision", gr.Radio, {"choices": list(PRECISIONS)}, section=SETTINGS_SECTION,
-        ).info("auto: bf16 where the GPU supports it, else fp32; fp16 is fastest but may fail; --no-half forces fp32"),
+        ).info("auto: bf16 on NVIDIA GPUs that support it, else fp16 there, fp32 on CPU; half-precision tiles that "
+               "come out broken are redone in fp32; --no-half forces fp32"),
         "swin2sr_max_input_size": shared.OptionInfo(
-            1024, "Largest input side in pixels (0 = no limit)", gr.Slider,
+            0, "Largest input side in pixels (0 = no limit)", gr.Slider,
             {"minimum": 0, "maximum": 8192, "step": 64}, section=SETTINGS_SECTION,
-        ),
+        ).info("longer inputs are downscaled before upscaling; 0 keeps full resolution (tiling handles any size)"),
     }
     for key, info in options.items():
         shared.opts.add_option(key, info)

@@ -165,8 +165,7 @@ def test_extras_upscale_runs_the_core_with_the_model_and_reaches_the_target(webu
 
     out = entry.scaler.upscale(picture, 4, entry.data_path)  # what Extras and /sdapi/v1/extra-single-image do
 
-    expected = swin2sr.upscale(swin2sr.load_model(checkpoints / "tiny4.pth"), picture, tile="auto", overlap=16,
-                               max_input_size=1024)
+    expected = swin2sr.upscale(swin2sr.load_model(checkpoints / "tiny4.pth"), picture, max_input_size=0)
     assert out.size == (96, 64)
     assert np.abs(np.asarray(out, np.int16) - np.asarray(expected, np.int16)).max() <= 1
     assert modules.devices.gc_calls >= 1, "devices.torch_gc() runs after every pass"
@@ -294,7 +293,7 @@ def test_medvram_and_lowvram_shrink_the_memory_budget(webui, monkeypatch, flag, 
     if share is None:
         assert budget is None, "without the flags the planner uses its own default"
     else:
-        assert budget == pytest.approx(swin2sr.free_memory(torch.device("cpu")) * share)
+        assert budget == pytest.approx(swin2sr.memory.free_memory(torch.device("cpu")) * share, rel=0.05)
 
 
 def test_models_are_cached_by_file_and_precision(webui, monkeypatch):
@@ -317,6 +316,19 @@ def test_forge_memory_manager_is_asked_to_free_memory(webui, monkeypatch):
     monkeypatch.setitem(sys.modules, "modules_forge.utils", forge_utils)
     upscale_once(modules)
     assert freed == [False]
+
+
+def test_forge_low_vram_mode_shrinks_the_memory_budget(webui, monkeypatch):
+    modules = webui()
+    manager = type(sys)("backend.memory_management")
+    manager.vram_state = type("VRAMState", (), {"name": "LOW_VRAM"})()
+    monkeypatch.setitem(sys.modules, "backend", type(sys)("backend"))
+    monkeypatch.setitem(sys.modules, "backend.memory_management", manager)
+    sys.modules["backend"].memory_management = manager
+    _, run = spy_core(monkeypatch, modules)
+    upscale_once(modules)
+    budget = run.calls[-1][1]["memory_budget"]
+    assert budget == pytest.approx(swin2sr.memory.free_memory(torch.device("cpu")) * 0.25, rel=0.05)
 
 
 # --- cancellation ---------------------------------------------------------------------------------------------------
