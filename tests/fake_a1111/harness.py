@@ -28,6 +28,7 @@ def install_extension(webui_root: Path) -> Path:
     if not link.exists():
         link.symlink_to(REPO_ROOT, target_is_directory=True)
     (webui_root / "models").mkdir(exist_ok=True)
+    (webui_root / "modules").mkdir(exist_ok=True)  # the real load_upscalers() lists it for *_model.py files
     return link
 
 
