@@ -130,13 +130,14 @@ class UpscalerSwin2SR(Upscaler):
         """A list entry named after the checkpoint's variant and file, with its real scale.
 
         The checkpoint is read once on the CPU to learn both. A file that cannot be read is still listed, so
-        that choosing it shows the loader's explanation instead of the file silently missing.
+        that choosing it shows the loader's explanation instead of the file silently missing. Any error is
+        caught here: this runs during the WebUI's start-up, which one bad file must not stop.
         """
         label = "built-in" if source in BUILTIN_SOURCES else os.path.basename(source)
         try:
             model = swin2sr.load_model(source, device="cpu")
-        except (swin2sr.CheckpointError, OSError) as exc:
-            print(f"Swin2SR: {exc}", file=sys.stderr)
+        except Exception as exc:  # noqa: BLE001 - see docstring; the error is printed and raised again on use
+            print(f"Swin2SR: cannot use {source}: {exc}", file=sys.stderr)
             return UpscalerData(f"Swin2SR unreadable ({label})", source, self, scale=4)
         return UpscalerData(f"Swin2SR {model.variant} ({label})", source, self, scale=model.scale)
 
@@ -149,8 +150,8 @@ class UpscalerSwin2SR(Upscaler):
         settings = read_settings(shared.opts)
         device = devices.get_device_for("swin2sr")
         precision = choose_precision(settings.precision, shared.cmd_opts)
-        model = self._model(selected_model, device, precision)
         _free_forge_memory()
+        model = self._model(selected_model, device, precision)
         try:
             result, report = swin2sr.upscale(
                 model, img, tile=settings.tile, overlap=settings.overlap, precision=precision,
@@ -163,17 +164,16 @@ class UpscalerSwin2SR(Upscaler):
         print(f"Swin2SR: {report}")
         return result
 
-    def load_model(self, path: str):
-        """The core loader (weights_only .pth, .safetensors, builtin names); CheckpointError explains failures."""
-        return swin2sr.load_model(path, device="cpu")
-
     def _model(self, source: str, device, precision: str):
-        """The model for (file, device, precision), kept between calls; one at a time to spare memory."""
+        """The model for (file, device, precision), kept between calls; one at a time to spare memory.
+
+        The core loader reads .pth with weights_only and .safetensors, and raises CheckpointError with an
+        explanation; that error reaches the user (Extras, API, hires fix), never a plain resize.
+        """
         key = (source, str(device), precision)
         if self._cached_key != key:
-            self._cached_model = None  # drop the old one before loading the next
-            dtype = DTYPES.get(precision)
-            self._cached_model = swin2sr.load_model(source, device=device, dtype=dtype)
+            self._cached_key = self._cached_model = None  # free the old model before loading the next
+            self._cached_model = swin2sr.load_model(source, device=device, dtype=DTYPES.get(precision))
             self._cached_key = key
         return self._cached_model
 

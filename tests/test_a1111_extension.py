@@ -19,7 +19,14 @@ from safetensors.torch import save_file
 
 import swin2sr
 from tests.checkpoints import TINY_CONFIGS, random_official_state_dict
-from tests.fake_a1111.harness import FAKE_DIR, find_upscaler, forget_fake_modules, start_webui, upscaler_names
+from tests.fake_a1111.harness import (
+    FAKE_DIR,
+    find_upscaler,
+    forget_fake_modules,
+    patch_torch_load_like_a1111,
+    start_webui,
+    upscaler_names,
+)
 
 torch.set_num_threads(1)
 
@@ -191,6 +198,17 @@ def test_unreadable_checkpoint_is_listed_and_fails_loudly_instead_of_a_plain_res
 
     with pytest.raises(swin2sr.CheckpointError):
         entry.scaler.upscale(image(), 4, entry.data_path)
+
+
+def test_pth_written_by_current_torch_loads_although_a1111_replaced_torch_load(webui, checkpoints, monkeypatch):
+    """A1111's torch.load replacement refuses current torch's zip layout (#16350); the core loader reads .pth
+    with torch's own weights_only unpickler, so the WebUI's checker must not stand in its way."""
+    modules = webui()
+    patch_torch_load_like_a1111(monkeypatch)
+    assert torch.load(checkpoints / "tiny4.pth") is None, "the fake checker refuses the file, like A1111's"
+
+    entry = next(e for e in swin2sr_entries(modules) if e.data_path.endswith("tiny4.pth"))
+    assert entry.scaler.upscale(image(), 4, entry.data_path).size == (96, 64)
 
 
 def test_load_failure_at_upscale_time_is_raised(webui, checkpoints):

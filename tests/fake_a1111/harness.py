@@ -48,6 +48,14 @@ def start_webui(monkeypatch, webui_root: Path, args: list[str] = ()):
     return sys.modules["modules"]
 
 
+def patch_torch_load_like_a1111(monkeypatch) -> None:
+    """Install the fake modules/safe.py (A1111 imports the real one at start-up); torch.load is restored after."""
+    import torch
+
+    monkeypatch.setattr(torch, "load", torch.load)
+    importlib.import_module("modules.safe")
+
+
 def forget_fake_modules() -> None:
     """Drop every fake WebUI module (and the extension's core import, tied to it by nothing but tidiness)."""
     for name in list(sys.modules):
