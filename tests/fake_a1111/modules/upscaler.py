@@ -97,25 +97,19 @@ class UpscalerNone(Upscaler):
         self.scalers = [UpscalerData("None", None, self)]
 
 
-class UpscalerLanczos(Upscaler):
-    scalers = []
+def _resizer(name, resample):
+    """The plain-resize upscalers, each a direct Upscaler subclass as in the WebUI."""
 
     def __init__(self, dirname=None):
-        super().__init__(False)
-        self.name = "Lanczos"
-        self.scalers = [UpscalerData("Lanczos", None, self)]
+        Upscaler.__init__(self, False)
+        self.name = name
+        self.scalers = [UpscalerData(name, None, self)]
 
     def do_upscale(self, img, selected_model=None):
-        return img.resize((int(img.width * self.scale), int(img.height * self.scale)), resample=LANCZOS)
+        return img.resize((int(img.width * self.scale), int(img.height * self.scale)), resample=resample)
+
+    return type(f"Upscaler{name}", (Upscaler,), {"scalers": [], "__init__": __init__, "do_upscale": do_upscale})
 
 
-class UpscalerNearest(Upscaler):
-    scalers = []
-
-    def __init__(self, dirname=None):
-        super().__init__(False)
-        self.name = "Nearest"
-        self.scalers = [UpscalerData("Nearest", None, self)]
-
-    def do_upscale(self, img, selected_model=None):
-        return img.resize((int(img.width * self.scale), int(img.height * self.scale)), resample=NEAREST)
+UpscalerLanczos = _resizer("Lanczos", LANCZOS)
+UpscalerNearest = _resizer("Nearest", NEAREST)
