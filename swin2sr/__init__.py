@@ -1,5 +1,28 @@
 """Swin2SR Upscaler: the host-independent core (network, loader, tiling, memory planning, pipelines)."""
 
 from .arch import Swin2SR, Swin2SRConfig
+from .foreign import SpandrelModel, load_any_model
+from .loader import BUILTIN_MODELS, CheckpointError, load_model
+from .memory import estimate_memory, memory_budget
+from .tiling import UpscaleCancelled, is_oom
+from .upscale import UpscalePlan, UpscaleReport, plan_upscale, sharpen, target_size, upscale
 
-__all__ = ["Swin2SR", "Swin2SRConfig"]
+__all__ = [
+    "BUILTIN_MODELS",
+    "CheckpointError",
+    "SpandrelModel",
+    "Swin2SR",
+    "Swin2SRConfig",
+    "UpscaleCancelled",
+    "UpscalePlan",
+    "UpscaleReport",
+    "estimate_memory",
+    "is_oom",
+    "load_any_model",
+    "load_model",
+    "memory_budget",
+    "plan_upscale",
+    "sharpen",
+    "target_size",
+    "upscale",
+]

@@ -1,0 +1,267 @@
+"""The `swin2sr` command line: `swin2sr info CHECKPOINT`, `swin2sr upscale INPUT -o OUTPUT`.
+
+Each subcommand is one `add_<name>_command(subparsers)` function listed in
+`COMMANDS`; it declares its arguments and sets `run` to the function doing
+the work (which returns the exit code).  Library errors the user can cause
+(`CheckpointError`, `ValueError`) are printed as one line, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("swin2sr")
+
+
+
+@dataclass(frozen=True)
+class OutputFormat:
+    """How PIL writes one output format: its name, save options and the image modes it stores as they are."""
+
+    name: str
+    options: dict
+    modes: tuple[str, ...]
+
+
+_DEEP = ("L", "LA", "RGB", "RGBA", "I;16")
+_PNG = OutputFormat("PNG", {"compress_level": 6}, _DEEP)
+_JPEG = OutputFormat("JPEG", {"quality": 95}, ("L", "RGB"))
+_TIFF = OutputFormat("TIFF", {"compression": "tiff_deflate"}, _DEEP)
+OUTPUT_FORMATS: dict[str, OutputFormat] = {
+    ".png": _PNG,
+    ".jpg": _JPEG,
+    ".jpeg": _JPEG,
+    ".webp": OutputFormat("WEBP", {"lossless": True}, ("RGB", "RGBA")),
+    ".tif": _TIFF,
+    ".tiff": _TIFF,
+}
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
+
+
+def add_info_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("info", help="print the detected Swin2SR variant and configuration")
+    parser.add_argument("checkpoint", help="a .pth or .safetensors file, or builtin-x4 / builtin-x2")
+    parser.set_defaults(run=run_info)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from .loader import read_checkpoint
+
+    checkpoint = read_checkpoint(args.checkpoint)
+    params = sum(t.numel() for t in checkpoint.state.values())
+    print(f"file:       {checkpoint.origin}")
+    print(f"format:     {', '.join(checkpoint.notes)}")
+    print(f"variant:    {checkpoint.variant}")
+    print(f"scale:      x{checkpoint.config.scale}")
+    print(f"parameters: {params:,}")
+    for name, value in asdict(checkpoint.config).items():
+        print(f"  {name} = {value!r}")
+    return 0
+
+
+def add_upscale_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("upscale", help="upscale an image file (PNG, JPEG, WebP)")
+    parser.add_argument("input", type=Path, help="image to upscale")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="output image; the suffix picks the format")
+    parser.add_argument("--model", default="builtin-x4", help="checkpoint path or builtin-x4 / builtin-x2")
+    add_processing_options(parser)
+    parser.set_defaults(run=run_upscale)
+
+
+def add_processing_options(parser: argparse.ArgumentParser) -> None:
+    """Device, precision and tiling flags, shared by every command that runs a model."""
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps ... (default: cuda when available)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
+    parser.add_argument("--tile", type=_tile_arg, default="auto", help="tile side in input pixels, or auto")
+    parser.add_argument("--overlap", type=int, default=16, help="tile overlap in input pixels (default 16)")
+    parser.add_argument(
+        "--max-input-size",
+        type=int,
+        default=None,
+        help="downscale inputs whose longest side exceeds this first (0: never; default: env MAX_INPUT_SIZE or "
+        "1024, or 0 when --tile is given)",
+    )
+
+
+def processing_options(args: argparse.Namespace) -> dict:
+    """Keyword arguments for swin2sr.upscale from the shared flags; an explicit tile means full resolution."""
+    max_input = args.max_input_size
+    if max_input is None and args.tile != "auto":
+        max_input = 0
+    return dict(
+        tile=args.tile,
+        overlap=args.overlap,
+        precision=args.precision,
+        max_input_size=max_input,
+        device=resolve_device(args.device),
+    )
+
+
+def _tile_arg(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        tile = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--tile must be a number of pixels or 'auto', not {value!r}") from None
+    if tile <= 0:
+        raise argparse.ArgumentTypeError("--tile must be positive")
+    return tile
+
+
+def resolve_device(name: str | None) -> str:
+    import torch
+
+    if name:
+        return name
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def run_upscale(args: argparse.Namespace) -> int:
+    import swin2sr
+
+    output_format = output_format_for(args.output)
+    options = processing_options(args)
+    image = read_image(args.input)
+    model = swin2sr.load_any_model(args.model, device=options["device"])
+    log.info("model: %s", model.variant)
+    bar = TextProgressBar(sys.stderr if not args.quiet else None, label=f"upscaling {args.input.name}")
+    try:
+        result, report = swin2sr.upscale(model, image, **options, progress=bar, return_report=True)
+    finally:
+        bar.close()
+    log.info("%s", report)
+    write_image_atomically(result, args.output, output_format)
+    log.info("wrote %s", args.output)
+    return 0
+
+
+# --- image files -----------------------------------------------------------------------------------
+
+
+def output_format_for(path: Path) -> OutputFormat:
+    try:
+        return OUTPUT_FORMATS[path.suffix.lower()]
+    except KeyError:
+        known = ", ".join(OUTPUT_FORMATS)
+        raise ValueError(f"cannot tell the output format from {path.name!r}; use one of {known}") from None
+
+
+def read_image(path: Path):
+    """A PIL image (EXIF rotation applied), or a uint16 numpy array for 16-bit grayscale files.
+
+    PIL cannot convert 16-bit data to RGB without clipping it to 8 bits, so
+    16-bit grayscale keeps its full precision as a numpy array instead.
+    """
+    import numpy as np
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        image = Image.open(path)
+        image.load()
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"{path} is not a readable image ({exc})") from None
+    image = ImageOps.exif_transpose(image)
+    if image.mode in SIXTEEN_BIT_MODES:
+        return np.clip(np.asarray(image, dtype=np.int64), 0, 65535).astype(np.uint16)
+    return image
+
+
+def write_image_atomically(image, path: Path, output_format: OutputFormat) -> None:
+    """Write to a temporary file next to `path`, then rename: no half-written output on errors or Ctrl-C."""
+    image = storable_image(image, output_format)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            image.save(f, format=output_format.name, **output_format.options)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def storable_image(image, output_format: OutputFormat):
+    """A PIL image in a mode the format stores: 16-bit becomes 8-bit and alpha is dropped only where needed."""
+    import numpy as np
+    from PIL import Image
+
+    if not isinstance(image, Image.Image):
+        image = Image.fromarray(image)
+    if image.mode in output_format.modes:
+        return image
+    if image.mode == "I;16":
+        image = Image.fromarray((np.asarray(image, dtype=np.float32) / 257.0).round().astype(np.uint8))
+        if image.mode in output_format.modes:
+            return image
+    keep_alpha = image.mode in ("LA", "RGBA") and "RGBA" in output_format.modes
+    return image.convert("RGBA" if keep_alpha else "RGB")
+
+
+class TextProgressBar:
+    """A one-line progress bar on a text stream, fed by swin2sr.upscale's progress(done, total) callback.
+
+    Work done in a single step draws nothing; longer work redraws the line in place.  No stream: silent.
+    """
+
+    def __init__(self, stream, label: str = "", width: int = 30) -> None:
+        self.stream = stream
+        self.label = label
+        self.width = width
+        self.start = time.monotonic()
+        self.drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.stream is None or total <= 1:
+            return
+        filled = self.width * done // total
+        elapsed = time.monotonic() - self.start
+        bar = "#" * filled + "-" * (self.width - filled)
+        self.stream.write(f"\r{self.label} [{bar}] {done}/{total}, {elapsed:.0f} s")
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.drawn = False
+
+
+# --- entry point -----------------------------------------------------------------------------------
+
+COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (add_info_command, add_upscale_command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="swin2sr", description="Swin2SR image super-resolution")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_command in COMMANDS:
+        add_command(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(format="%(message)s", level=logging.WARNING if args.quiet else logging.INFO, force=True)
+    try:
+        return args.run(args)
+    except ValueError as exc:  # CheckpointError included: messages written for the user
+        print(f"swin2sr {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\nswin2sr {args.command}: interrupted; nothing was written", file=sys.stderr)
+        return 130

@@ -1,0 +1,218 @@
+"""Images in and out: PIL / numpy / torch <-> float [B, C, H, W] in 0..1, plus alpha, gray and resizing.
+
+`read_batch` turns whatever the caller has into one float32 [B, C, H, W]
+tensor on the CPU and an `ImageKind` that remembers how to give the result
+back (`ImageKind.new_output` preallocates it, `ImageKind.finish` converts it).
+Tensor layout rule: a 4-D tensor is ComfyUI's [B, H, W, C] when its last
+dimension is 1..4 and its second is not; otherwise [B, C, H, W].  Pass
+layout="BCHW" or "BHWC" to say it explicitly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+try:  # PIL is optional for the core (hosts hand tensors); needed only for PIL in/out.
+    from PIL import Image
+except ImportError:  # pragma: no cover
+    Image = None
+
+LAYOUTS = ("BCHW", "BHWC")
+
+
+@dataclass(frozen=True)
+class ImageKind:
+    """How an input arrived, so the output can go back the same way."""
+
+    kind: str  # "pil" | "numpy" | "torch"
+    channels: int  # 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA
+    dtype: object = None  # numpy/torch dtype of the input
+    layout: str = "BCHW"  # torch only
+    batched: bool = True  # numpy: HWC or HW (False), torch: always batched
+    mode: str = ""  # PIL mode
+    device: object = None  # torch input device
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.channels in (2, 4)
+
+    @property
+    def gray(self) -> bool:
+        return self.channels in (1, 2)
+
+
+def read_batch(image, layout: str | None = None) -> tuple[torch.Tensor, ImageKind]:
+    """Any supported image -> (float32 [B, C, H, W] clamped to 0..1 on the CPU, its ImageKind)."""
+    if Image is not None and isinstance(image, Image.Image):
+        return _read_pil(image)
+    if isinstance(image, np.ndarray):
+        return _read_numpy(image)
+    if isinstance(image, torch.Tensor):
+        return _read_torch(image, layout)
+    raise TypeError(f"unsupported image type {type(image).__name__}: pass a PIL image, a numpy HWC array or a tensor")
+
+
+def _read_pil(image) -> tuple[torch.Tensor, ImageKind]:
+    """PIL images are 8-bit: L, LA, RGB, RGBA pass through, other modes become RGB(A) (16-bit: use numpy uint16)."""
+    mode = image.mode
+    if mode not in ("L", "LA", "RGB", "RGBA"):
+        keeps_alpha = "A" in mode or "transparency" in image.info
+        mode = "RGBA" if keeps_alpha else "RGB"
+        image = image.convert(mode)
+    tensor, kind = _read_numpy(np.asarray(image))
+    return tensor, ImageKind("pil", kind.channels, mode=mode)
+
+
+def _read_numpy(array: np.ndarray) -> tuple[torch.Tensor, ImageKind]:
+    if array.ndim == 2:
+        hwc, batched = array[..., None], False
+    elif array.ndim == 3 and array.shape[-1] <= 4:
+        hwc, batched = array, False
+    else:
+        raise ValueError(f"numpy images must be HW or HWC with 1-4 channels, got shape {array.shape}")
+    tensor = torch.from_numpy(_to_unit_float(hwc)).permute(2, 0, 1)[None]
+    return tensor.contiguous(), ImageKind("numpy", hwc.shape[-1], dtype=array.dtype, batched=batched)
+
+
+def _to_unit_float(array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 65535.0
+    if np.issubdtype(array.dtype, np.floating):
+        return np.clip(array.astype(np.float32), 0.0, 1.0)
+    raise ValueError(f"unsupported numpy dtype {array.dtype}: use uint8, uint16 or float")
+
+
+def _read_torch(tensor: torch.Tensor, layout: str | None) -> tuple[torch.Tensor, ImageKind]:
+    if tensor.ndim == 3:
+        tensor = tensor[None]
+    if tensor.ndim != 4:
+        raise ValueError(f"tensor images must be [B,C,H,W] or [B,H,W,C], got shape {tuple(tensor.shape)}")
+    layout = layout or guess_layout(tensor)
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    bchw = tensor.movedim(-1, 1) if layout == "BHWC" else tensor
+    if not 1 <= bchw.shape[1] <= 4:
+        raise ValueError(f"expected 1-4 channels, got {bchw.shape[1]} (layout {layout}); pass layout= explicitly")
+    kind = ImageKind("torch", bchw.shape[1], dtype=tensor.dtype, layout=layout, device=tensor.device)
+    if tensor.dtype == torch.uint8:
+        bchw = bchw.float() / 255.0
+    return bchw.detach().to("cpu", torch.float32).clamp(0, 1).contiguous(), kind
+
+
+def guess_layout(tensor: torch.Tensor) -> str:
+    """BHWC when the last dimension is 1..4 and the second is not, else BCHW (documented rule)."""
+    last, second = tensor.shape[-1], tensor.shape[1]
+    return "BHWC" if 1 <= last <= 4 and not 1 <= second <= 4 else "BCHW"
+
+
+def split_alpha(bchw: torch.Tensor, kind: ImageKind) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(RGB for the model, alpha or None).  Gray is repeated to three channels."""
+    color = bchw[:, : 1 if kind.gray else 3]
+    alpha = bchw[:, -1:] if kind.has_alpha else None
+    if kind.gray:
+        color = color.expand(-1, 3, -1, -1)
+    return color, alpha
+
+
+def resize(bchw: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """High-quality resize: bicubic, antialiased when shrinking, clamped to 0..1."""
+    if bchw.shape[-2:] == (height, width):
+        return bchw
+    out = F.interpolate(bchw, size=(height, width), mode="bicubic", align_corners=False, antialias=True)
+    return out.clamp_(0, 1)
+
+
+def resize_alpha(alpha: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Alpha is a mask, not a picture: a plain bilinear filter, no sharpening overshoot."""
+    return F.interpolate(alpha, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+
+
+def output_storage(kind: ImageKind, output_dtype=None) -> torch.dtype:
+    """The dtype of the preallocated output: uint8 for 8-bit inputs (files), float32 otherwise, or as asked."""
+    if output_dtype is not None:
+        return output_dtype if isinstance(output_dtype, torch.dtype) else _torch_dtype(output_dtype)
+    if kind.kind == "pil" or kind.dtype in (np.uint8, torch.uint8):
+        return torch.uint8
+    return torch.float32
+
+
+def _torch_dtype(dtype) -> torch.dtype:
+    return {np.dtype(np.uint8): torch.uint8, np.dtype(np.float32): torch.float32, np.dtype(np.float16): torch.float16}[
+        np.dtype(dtype)
+    ]
+
+
+def store(out: torch.Tensor, values: torch.Tensor) -> None:
+    """Write float 0..1 `values` into `out` (slice of the output buffer), rounding for integer storage."""
+    values = values.clamp(0, 1)
+    if out.dtype == torch.uint8:
+        out.copy_(values.mul_(255).round_())
+    else:
+        out.copy_(values)
+
+
+def new_output(batch: int, height: int, width: int, kind: ImageKind, output_dtype=None) -> torch.Tensor:
+    """The preallocated host output, seen as [B, 3, H, W] (alpha and gray are handled in `finish`).
+
+    Stored channels-last unless the caller wants BCHW tensors, so PIL/numpy/ComfyUI
+    results are handed back without another full-size copy.
+    """
+    dtype = output_storage(kind, output_dtype)
+    if kind.kind == "torch" and kind.layout == "BCHW":
+        return torch.empty((batch, 3, height, width), dtype=dtype)
+    return torch.empty((batch, height, width, 3), dtype=dtype).permute(0, 3, 1, 2)
+
+
+def finish(color: torch.Tensor, alpha: torch.Tensor | None, kind: ImageKind):
+    """Model output [B, 3, H, W] (+ resized alpha) -> the caller's kind, layout, channels and dtype."""
+    if kind.gray:
+        color = to_gray(color)
+    if alpha is not None:
+        alpha = alpha.clamp(0, 1)
+        alpha = alpha.mul(255).round_().to(torch.uint8) if color.dtype == torch.uint8 else alpha.to(color.dtype)
+        color = torch.cat((color, alpha), dim=1)
+    if kind.kind == "torch":
+        return _finish_torch(color, kind)
+    hwc = _to_numpy_hwc(color[0], kind)
+    if kind.kind == "numpy":
+        return hwc if kind.batched or hwc.shape[-1] > 1 else hwc[..., 0]
+    return Image.fromarray(hwc[..., 0] if hwc.shape[-1] == 1 else hwc, mode=kind.mode)
+
+
+def to_gray(color: torch.Tensor) -> torch.Tensor:
+    """Back to one channel: the mean (a gray input gives a near-gray output, so luma weights would not matter)."""
+    if color.dtype == torch.uint8:
+        return color.float().mean(1, keepdim=True).round_().to(torch.uint8)
+    return color.mean(1, keepdim=True)
+
+
+def _finish_torch(bchw: torch.Tensor, kind: ImageKind) -> torch.Tensor:
+    out = bchw.movedim(1, -1) if kind.layout == "BHWC" else bchw
+    if kind.dtype == torch.uint8 and out.dtype != torch.uint8:
+        out = out.clamp(0, 1).mul(255).round_().to(torch.uint8)
+    elif kind.dtype.is_floating_point and out.dtype == torch.uint8:
+        out = out.to(kind.dtype) / 255.0
+    elif kind.dtype.is_floating_point:
+        out = out.to(kind.dtype)
+    return out.contiguous().to(kind.device) if kind.device is not None else out.contiguous()
+
+
+def _to_numpy_hwc(chw: torch.Tensor, kind: ImageKind) -> np.ndarray:
+    hwc = chw.permute(1, 2, 0).contiguous()
+    target = np.dtype(kind.dtype) if kind.kind == "numpy" else np.dtype(np.uint8)
+    if hwc.dtype == torch.uint8:
+        if target == np.uint8:
+            return hwc.numpy()
+        hwc = hwc.float() / 255.0
+    hwc = hwc.clamp(0, 1)
+    if target == np.uint8:
+        return hwc.mul(255).round_().to(torch.uint8).numpy()
+    if target == np.uint16:
+        return hwc.mul(65535).round_().numpy().astype(np.uint16)
+    return hwc.numpy().astype(target, copy=False)

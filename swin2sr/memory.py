@@ -1,0 +1,180 @@
+"""Memory forecaster and budget: how many bytes a batch of tiles needs, and how many we may use.
+
+The forecast is weights + activations.  Activation memory of Swin2SR grows
+linearly with the padded input pixels P of a tile, so it is modelled as
+elements per padded pixel, derived from the network's structure and calibrated
+against this package's engine with the torch profiler (benchmarks/bench_tiling.py
+--calibrate, tests/test_tiling_memory.py):
+
+* body (the Swin stages): 10*C + 2*h*M^2 elements/px -- about five C-wide copies
+  (residual, shifted, windowed, normalised q/k) plus qkv, and two h*M^2
+  attention-score tensors (C = embed_dim, h = heads, M = window).
+* head: the upsampler's full-resolution tensors; per LR pixel 2*64*s^2 for
+  pixelshuffle (conv output + shuffled copy), 3*64*s^2 for nearest+conv,
+  3.5*64*s^2 for the aux head, 6*s^2 for pixelshuffledirect.
+  The peak is max(body, head): the body's tensors are freed before the head runs.
+* shift-mask cache: the engine caches, per shifted block, an M^2-elements/px mask
+  for every tile shape; it is shared by a batch, so it scales with one tile.
+* input and output of the tile: 3 + 3*s^2 elements/px.
+
+Models without a Swin2SR config (foreign architectures) get a conservative
+generic figure; `measured_peak` can measure one instead (a one-off probe).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import torch
+
+NUM_FEAT = 64
+# Per-upsampler head multiplier of 64*s^2 elements per LR pixel (see module docstring).
+HEAD_FACTOR = {"pixelshuffle": 2.0, "pixelshuffle_aux": 3.5, "nearest+conv": 3.0, "pixelshuffledirect": 0.1, "": 0.0}
+# Foreign models: elements per LR pixel, conservative for ESRGAN/Compact-style heads at full resolution.
+GENERIC_BASE_ELEMENTS = 1024
+GENERIC_HEAD_ELEMENTS = 4 * NUM_FEAT  # times scale^2
+# Share of the free device memory the planner may use (the rest: fragmentation, cuDNN/cuBLAS workspaces, display).
+CUDA_SAFETY = 0.8
+# On the CPU bigger tiles are not faster (attention is windowed), so RAM use is kept modest.
+CPU_SAFETY = 0.25
+CPU_BUDGET_CAP = 1 << 30
+
+
+def dtype_size(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()
+
+
+def activation_elements(config, pixels: int, batch: int = 1) -> int:
+    """Peak activation elements for `batch` tiles of `pixels` padded input pixels each."""
+    c, m, s = config.embed_dim, config.window_size, config.scale
+    heads = max(config.num_heads)
+    body = 10 * c + 2 * heads * m * m
+    head = HEAD_FACTOR.get(config.upsampler, 3.5) * NUM_FEAT * s * s
+    io = 3 + 3 * s * s
+    shifted_blocks = sum(d // 2 for d in config.depths)
+    per_image = (max(body, head) + io) * pixels * batch
+    return int(per_image + shifted_blocks * m * m * pixels)
+
+
+def padded(side: int, multiple: int) -> int:
+    return -(-side // multiple) * multiple
+
+
+def estimate_memory(config, tile_h: int, tile_w: int, batch: int = 1, dtype: torch.dtype = torch.float32) -> int:
+    """Predicted peak device bytes (weights + activations) for one forward of `batch` tiles.
+
+    `config` is a Swin2SRConfig, or a model: for a model without a config the
+    generic estimate (parameter bytes + a conservative per-pixel figure) is used.
+    """
+    size = dtype_size(dtype)
+    if hasattr(config, "parameters"):
+        model = config
+        weights = sum(p.numel() for p in model.parameters()) * size
+        config = getattr(model, "config", None)
+        if config is None:
+            scale = int(getattr(model, "scale", 4))
+            per_px = GENERIC_BASE_ELEMENTS + GENERIC_HEAD_ELEMENTS * scale * scale
+            return weights + per_px * tile_h * tile_w * batch * size
+    else:
+        weights = parameter_count(config) * size
+    pixels = padded(tile_h, config.window_size) * padded(tile_w, config.window_size)
+    return weights + activation_elements(config, pixels, batch) * size
+
+
+def parameter_count(config) -> int:
+    """Parameters of a Swin2SR with this config (built on the meta device: no memory, no time)."""
+    return _parameter_count(config)
+
+
+def _parameter_count(config, _cache: dict = {}) -> int:  # noqa: B006 - deliberate memo
+    if config not in _cache:
+        from .arch import Swin2SR
+
+        with torch.device("meta"):
+            _cache[config] = sum(p.numel() for p in Swin2SR(config).parameters())
+    return _cache[config]
+
+
+def free_memory(device: torch.device) -> int:
+    """Free bytes on `device`: CUDA's free plus what torch has cached, or the host's available RAM."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return free + cached
+    if device.type == "cpu":
+        return available_ram()
+    if device.type == "mps" and hasattr(torch, "mps"):
+        return max(torch.mps.recommended_max_memory() - torch.mps.current_allocated_memory(), 0)
+    return available_ram()
+
+
+def available_ram() -> int:
+    """MemAvailable from /proc/meminfo; elsewhere half the physical RAM (a guess, said so in the plan)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def memory_budget(
+    device: torch.device,
+    cap: int | None = None,
+    free: int | Callable[[], int] | None = None,
+) -> tuple[int, int]:
+    """(budget, free) in bytes: free device memory times a safety factor, capped by the user's `cap`.
+
+    `free` is the host's figure (bytes or a callable returning bytes), used
+    instead of our own measurement when a host manages the device (ComfyUI's
+    get_free_memory knows what it can evict).
+    """
+    if callable(free):
+        free = free()
+    if free is None:
+        free = free_memory(device)
+    free = int(free)
+    if device.type == "cpu":
+        budget = min(int(free * CPU_SAFETY), CPU_BUDGET_CAP)
+    else:
+        budget = int(free * CUDA_SAFETY)
+    if cap is not None:
+        budget = min(budget, int(cap))
+    return budget, free
+
+
+def measured_peak(run: Callable[[], object], device: torch.device) -> int:
+    """Peak bytes allocated on `device` while `run()` executes, above what was allocated before.
+
+    CUDA: the allocator's max_memory_allocated.  CPU: the torch profiler's allocation
+    events, replayed in order (what torch itself allocates; not allocator slack).
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        run()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - before
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        run()
+    events = sorted(
+        (e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"
+    )
+    live = peak = 0
+    for _, nbytes in events:
+        live += nbytes
+        peak = max(peak, live)
+    return peak
+
+
+def human_bytes(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"

@@ -1,0 +1,298 @@
+"""The tile grid, the blend weights and the out-of-memory-splitting tile runner.
+
+Grid: the image is reflect-padded to the window multiple once (as the untiled
+network does), then covered by tiles of one shape (so several fit one forward
+pass) whose corners lie on the window grid -- each tile computes exactly what the
+untiled forward computes, except near its edges -- spread evenly so every overlap
+is at least the requested one, the last tile ending at the padded edge.
+
+Blending: along each axis, two neighbouring tiles share a raised-cosine ramp
+of `overlap` input pixels (times the scale), centred in their overlap; the
+weights of all tiles sum to exactly one everywhere, so tiles are simply added
+into the output -- no weight buffer, no hard cut.  Pixels right at a tile's
+edge (the least context) get weight zero when the overlap is wider than the ramp.
+
+Runner: tiles go through the model in batches, row by row, into a `StripCanvas`
+that holds only the output rows still being blended and writes finished rows
+into the caller's preallocated buffer.  When a batch runs out of memory it is
+split (fewer tiles per batch); at one tile per batch the tile side is halved
+and each remaining tile is computed as a tiled image of its own with the smaller
+tiles -- finished tiles are kept, later tiles use the size that worked.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from . import images
+from .memory import padded
+
+MIN_TILE = 32  # below this, Swin2SR's windows see too little context to be worth tiling further
+
+
+class UpscaleCancelled(RuntimeError):
+    """The caller's cancel() returned True; nothing was returned or written."""
+
+
+def is_oom(exc: BaseException) -> bool:
+    """Whether an exception means the device ran out of memory (CUDA, MPS, XPU, CPU allocator)."""
+    if isinstance(exc, getattr(torch, "OutOfMemoryError", ())):
+        return True
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def align_down(value: int, multiple: int) -> int:
+    return max(multiple, value // multiple * multiple)
+
+
+def axis_starts(length: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:
+    """Start of each tile along one axis: first at 0, last ending at `length`, overlaps >= `overlap`.
+
+    Starts are multiples of `multiple` (the window), so every tile sees the same
+    window grid as the untiled forward would; `length` and `tile` must be multiples too.
+    """
+    if tile >= length:
+        return [0]
+    stride = align_down(tile - overlap, multiple)
+    count = math.ceil((length - tile) / stride) + 1
+    step = (length - tile) / (count - 1)
+    return [round(i * step / multiple) * multiple for i in range(count)]
+
+
+def ramp(length: int, center: float, width: float) -> torch.Tensor:
+    """Raised cosine rising from 0 to 1 over `width` pixels centred at `center`, sampled at pixel centres."""
+    x = torch.arange(length, dtype=torch.float64) + 0.5
+    if width <= 0:
+        return (x >= center).double()
+    t = ((x - (center - width / 2)) / width).clamp(0, 1)
+    return 0.5 - 0.5 * torch.cos(math.pi * t)
+
+
+def axis_weights(starts: list[int], tile: int, overlap: int, scale: int) -> list[torch.Tensor]:
+    """Per-tile output weights along one axis; they sum to one at every output pixel."""
+    out_len = (starts[-1] + tile) * scale
+    weights = [torch.ones(out_len, dtype=torch.float64) for _ in starts]
+    for i in range(len(starts) - 1):
+        lo, hi = starts[i + 1], starts[i] + tile  # the shared input pixels
+        rise = ramp(out_len, (lo + hi) / 2 * scale, min(overlap, hi - lo) * scale)
+        weights[i + 1] *= rise
+        weights[i] *= 1 - rise
+    return [w[s * scale : (s + tile) * scale].float() for w, s in zip(weights, starts)]
+
+
+@dataclass(frozen=True)
+class Tile:
+    row: int
+    col: int
+    y: int  # input coordinates of the top-left corner
+    x: int
+    last_in_row: bool
+
+
+@dataclass
+class Grid:
+    """Equal tiles covering an h x w image, with their blend weights."""
+
+    height: int
+    width: int
+    tile_h: int
+    tile_w: int
+    overlap: int
+    scale: int
+    multiple: int = 1
+    ys: list[int] = field(init=False)
+    xs: list[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tile_h, self.tile_w = min(self.tile_h, self.height), min(self.tile_w, self.width)
+        self.ys = axis_starts(self.height, self.tile_h, self.overlap, self.multiple)
+        self.xs = axis_starts(self.width, self.tile_w, self.overlap, self.multiple)
+        self._wy = axis_weights(self.ys, self.tile_h, self.overlap, self.scale)
+        self._wx = axis_weights(self.xs, self.tile_w, self.overlap, self.scale)
+
+    def __len__(self) -> int:
+        return len(self.ys) * len(self.xs)
+
+    def tiles(self) -> list[Tile]:
+        last = len(self.xs) - 1
+        return [Tile(r, c, y, x, c == last) for r, y in enumerate(self.ys) for c, x in enumerate(self.xs)]
+
+    def weight(self, tile: Tile) -> torch.Tensor:
+        return self._wy[tile.row][:, None] * self._wx[tile.col][None, :]
+
+    def next_row_top(self, tile: Tile) -> int:
+        """First output row that tiles after `tile`'s row still touch (the image height after the last row)."""
+        nxt = tile.row + 1
+        return (self.ys[nxt] if nxt < len(self.ys) else self.height) * self.scale
+
+
+def tile_count(height: int, width: int, tile: int, overlap: int, multiple: int = 1) -> int:
+    """Tiles per image of height x width (padded to `multiple` first), as the runner will cut them."""
+    height, width = padded(height, multiple), padded(width, multiple)
+    overlap = min(overlap, tile // 3)
+    return len(axis_starts(height, min(tile, height), overlap, multiple)) * len(
+        axis_starts(width, min(tile, width), overlap, multiple)
+    )
+
+
+def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Reflect-pad bottom/right to the window multiple, like the network's own forward."""
+    pad_h, pad_w = (-image.shape[-2]) % multiple, (-image.shape[-1]) % multiple
+    if not (pad_h or pad_w):
+        return image
+    mode = "reflect" if pad_h < image.shape[-2] and pad_w < image.shape[-1] else "replicate"
+    return F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
+
+
+class StripCanvas:
+    """Float32 accumulator for the output rows still being blended; finished rows go to `out` ([C, H, W])."""
+
+    def __init__(self, out: torch.Tensor, final: bool = True) -> None:
+        self.out = out
+        self.final = final  # final output: clamp and round; an intermediate tile: keep raw values
+        self.top = 0
+        self.buf = out.new_zeros((out.shape[0], 0, out.shape[2]), dtype=torch.float32)
+
+    def add(self, y: int, x: int, values: torch.Tensor) -> None:
+        """Add weighted tile output `values` [C, h, w] at output position (y, x); what falls outside `out` is dropped."""
+        values = values[:, : self.out.shape[1] - y, : self.out.shape[2] - x]
+        bottom = y + values.shape[1]
+        if bottom > self.top + self.buf.shape[1]:
+            grown = self.buf.new_zeros((self.buf.shape[0], bottom - self.top, self.buf.shape[2]))
+            grown[:, : self.buf.shape[1]] = self.buf
+            self.buf = grown
+        self.buf[:, y - self.top : bottom - self.top, x : x + values.shape[2]] += values
+
+    def flush(self, until: int) -> None:
+        """Rows above `until` are final: store them and drop them from the strip."""
+        until = min(until, self.out.shape[1])
+        n = until - self.top
+        if n <= 0:
+            return
+        if self.final:
+            images.store(self.out[:, self.top : until], self.buf[:, :n])
+        else:
+            self.out[:, self.top : until] = self.buf[:, :n]
+        self.buf = self.buf[:, n:].clone()
+        self.top = until
+
+
+@dataclass
+class RunStats:
+    """What the runner did, for the report."""
+
+    tiles_done: int = 0
+    forwards: int = 0
+    batch_splits: int = 0
+    tile_shrinks: int = 0
+
+
+class TileRunner:
+    """Runs images through `forward` tile by tile, splitting batches and tiles on out-of-memory.
+
+    forward: float32 CPU [k, 3, th, tw] -> float32 CPU [k, 3, th*s, tw*s] (device, precision and
+    clamping are the caller's business).  `tile` and `batch` are the planned values; after an
+    out-of-memory they hold the values that worked, for the rest of the job.
+    """
+
+    def __init__(
+        self,
+        forward: Callable[[torch.Tensor], torch.Tensor],
+        scale: int,
+        multiple: int,
+        tile: int,
+        batch: int,
+        overlap: int,
+        *,
+        oom: Callable[[BaseException], bool] = is_oom,
+        on_oom: Callable[[], None] = lambda: None,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: Callable[[], bool] | None = None,
+        total_tiles: int = 0,
+    ) -> None:
+        self.forward, self.scale, self.multiple = forward, scale, multiple
+        self.tile, self.batch, self.overlap = tile, batch, overlap
+        self.oom, self.on_oom = oom, on_oom
+        self.progress, self.cancel = progress, cancel
+        self.total_tiles = total_tiles
+        self.stats = RunStats()
+        self.min_tile = max(MIN_TILE, multiple)
+
+    def run(self, image: torch.Tensor, out: torch.Tensor) -> None:
+        """Upscale one image [1, 3, H, W] into `out` [3, H*s, W*s] (any dtype; values stored clamped)."""
+        self._run(image, out, self.tile, top_level=True)
+
+    def _run(self, image: torch.Tensor, out: torch.Tensor, tile: int, top_level: bool) -> None:
+        image = pad_to_multiple(image, self.multiple)
+        overlap = min(self.overlap, tile // 3)
+        grid = Grid(image.shape[-2], image.shape[-1], tile, tile, overlap, self.scale, self.multiple)
+        canvas = StripCanvas(out, final=top_level)
+        pending = grid.tiles()
+        i = 0
+        while i < len(pending):
+            self._check_cancel()
+            if max(grid.tile_h, grid.tile_w) > self.tile:  # shrunk after an OOM: tile this tile
+                results = [self._subtiled(image, grid, pending[i])]
+            else:
+                results = self._try_batch(image, grid, pending[i : i + self.batch])
+                if results is None:
+                    continue
+            for tile_, values in zip(pending[i : i + len(results)], results):
+                canvas.add(tile_.y * self.scale, tile_.x * self.scale, values * grid.weight(tile_))
+                if tile_.last_in_row:
+                    canvas.flush(grid.next_row_top(tile_))
+            i += len(results)
+            if top_level:
+                self.stats.tiles_done += len(results)
+                if self.progress is not None:
+                    self.progress(self.stats.tiles_done, self.total_tiles)
+
+    def _crop(self, image: torch.Tensor, grid: Grid, tile: Tile) -> torch.Tensor:
+        return image[..., tile.y : tile.y + grid.tile_h, tile.x : tile.x + grid.tile_w]
+
+    def _try_batch(self, image: torch.Tensor, grid: Grid, chunk: list[Tile]) -> torch.Tensor | None:
+        """The model's output for `chunk`, or None after an out-of-memory (batch or tile reduced: retry)."""
+        try:
+            result = self.forward(torch.cat([self._crop(image, grid, t) for t in chunk]))
+            self.stats.forwards += 1
+            return result
+        except Exception as exc:  # noqa: BLE001 - anything that is not an OOM is re-raised untouched
+            if not self.oom(exc):
+                raise
+            message = str(exc)
+        self.on_oom()
+        self._reduce(len(chunk), message)
+        return None
+
+    def _reduce(self, failed_batch: int, message: str) -> None:
+        if failed_batch > 1:
+            self.batch = (failed_batch + 1) // 2
+            self.stats.batch_splits += 1
+            return
+        if self.tile <= self.min_tile:
+            raise MemoryError(
+                f"out of memory even at the smallest tile ({self.tile} px, 1 per batch): free device memory, "
+                f"use a smaller model or run on the CPU (device='cpu'). Original error: {message}"
+            )
+        self.tile = max(self.min_tile, align_down(self.tile // 2, self.multiple))
+        self.batch = 1
+        self.stats.tile_shrinks += 1
+
+    def _subtiled(self, image: torch.Tensor, grid: Grid, tile: Tile) -> torch.Tensor:
+        """One tile of `grid` computed as an image of its own with the current (smaller) tile."""
+        crop = self._crop(image, grid, tile)
+        values = torch.zeros((3, grid.tile_h * self.scale, grid.tile_w * self.scale))
+        self._run(crop, values, self.tile, top_level=False)
+        return values
+
+    def _check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel():
+            raise UpscaleCancelled("upscale cancelled; no output was produced")

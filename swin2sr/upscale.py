@@ -1,0 +1,409 @@
+"""`upscale()`: the one tiling path for the CLI, every ComfyUI node and the A1111 extension.
+
+Flow: read the image (any kind) -> plan (pre-scale, precision, tile, tiles per
+batch, memory forecast; logged in one line) -> preallocate the host output ->
+run every image through the `TileRunner` -> put alpha/gray back -> return the
+caller's kind.  `plan_upscale` runs only the planning step, so hosts can show
+the decision and the final size before any work starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from . import images, memory, settings
+from .tiling import MIN_TILE, TileRunner, UpscaleCancelled, align_down, tile_count
+from .tiling import is_oom as default_is_oom
+
+log = logging.getLogger("swin2sr")
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+MAX_TILES_PER_BATCH = 16
+
+__all__ = ["UpscaleCancelled", "UpscalePlan", "UpscaleReport", "plan_upscale", "sharpen", "target_size", "upscale"]
+
+
+@dataclass
+class UpscalePlan:
+    """What `upscale` will do, decided before any work starts."""
+
+    input_size: tuple[int, int]  # (h, w) as given
+    model_input_size: tuple[int, int]  # after the MAX_INPUT_SIZE pre-scale
+    output_size: tuple[int, int]
+    scale: int
+    batch: int  # images
+    tile: int  # tile side (input px); the whole image when it fits
+    tile_h: int
+    tile_w: int
+    overlap: int
+    tiles_per_image: int
+    tiles_per_batch: int
+    dtype: torch.dtype
+    device: torch.device
+    predicted_bytes: int
+    budget_bytes: int
+    free_bytes: int
+    tile_source: str  # "auto", "argument" or "TILE_SIZE"
+
+    @property
+    def precision(self) -> str:
+        return {v: k for k, v in PRECISIONS.items()}.get(self.dtype, str(self.dtype))
+
+    @property
+    def prescaled(self) -> bool:
+        return self.model_input_size != self.input_size
+
+    @property
+    def total_tiles(self) -> int:
+        return self.tiles_per_image * self.batch
+
+    def __str__(self) -> str:
+        if self.tiles_per_image == 1:
+            tiles = f"untiled {self.tile_w}x{self.tile_h}"
+        else:
+            tiles = f"tile {self.tile}, {self.tiles_per_batch} per batch ({self.tiles_per_image} tiles per image)"
+        if self.tile_source != "auto":
+            tiles += f" [{self.tile_source}]"
+        h, w = self.output_size
+        return (
+            f"{tiles}, {self.precision} on {self.device.type}, "
+            f"predicted {memory.human_bytes(self.predicted_bytes)} of {memory.human_bytes(self.free_bytes)} free "
+            f"(budget {memory.human_bytes(self.budget_bytes)}), output {w}x{h}"
+        )
+
+
+@dataclass
+class UpscaleReport:
+    """What `upscale` decided and what actually happened."""
+
+    plan: UpscalePlan
+    seconds: float = 0.0
+    tile: int = 0  # the tile side that was finally used (smaller than planned after an out-of-memory)
+    tiles_per_batch: int = 0
+    batch_splits: int = 0
+    tile_shrinks: int = 0
+    fp32_redos: int = 0
+    forwards: int = 0
+    actual_peak_bytes: int | None = None  # CUDA: max_memory_allocated during the run; None elsewhere
+    peak_rss_bytes: int = 0  # the process's peak resident memory so far (host RAM)
+    notes: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        parts = [str(self.plan)]
+        if self.tile_shrinks or self.batch_splits:
+            parts.append(f"out-of-memory recovered: now tile {self.tile}, {self.tiles_per_batch} per batch")
+        if self.fp32_redos:
+            parts.append(f"{self.fp32_redos} batch(es) redone in fp32 (non-finite output)")
+        if self.actual_peak_bytes is not None:
+            parts.append(f"actual peak {memory.human_bytes(self.actual_peak_bytes)}")
+        parts.append(f"{self.seconds:.1f} s")
+        return "; ".join(parts)
+
+
+def tile_multiple(model) -> int:
+    """The side multiple tiles must have: the model's, else its config's window, else 1."""
+    multiple = getattr(model, "tile_multiple", None)
+    if multiple is None:
+        multiple = getattr(getattr(model, "config", None), "window_size", 1)
+    return max(1, int(multiple))
+
+
+def model_device(model) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except (AttributeError, StopIteration):
+        return torch.device("cpu")
+
+
+def resolve_precision(precision, device: torch.device, model) -> torch.dtype:
+    """auto: bf16 (else fp16) on CUDA when FP16_ENABLE allows and the model is ours; fp32 elsewhere.
+
+    CPU stays fp32 by default: bf16 on CPU trades quality for a speed-up that
+    depends on the CPU (measured by the engine work), so it is opt-in.
+    Foreign models keep fp32 unless they declare half-precision support.
+    """
+    if isinstance(precision, torch.dtype):
+        return precision
+    if precision != "auto":
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {precision!r}")
+        return PRECISIONS[precision]
+    if device.type != "cuda" or not settings.fp16_enabled():
+        return torch.float32
+    ours = getattr(model, "config", None) is not None
+    if torch.cuda.is_bf16_supported() and (ours or getattr(model, "supports_bfloat16", False)):
+        return torch.bfloat16
+    if ours or getattr(model, "supports_half", False):
+        return torch.float16
+    return torch.float32
+
+
+def prescaled_size(height: int, width: int, scale: int, max_input_size: int | None) -> tuple[int, int]:
+    """(h, w) after the MAX_INPUT_SIZE rule: longest side <= the limit and output side <= 4096; aspect kept."""
+    limit = settings.max_input_size(max_input_size)
+    if limit == 0:
+        return height, width
+    limit = min(limit, settings.MAX_OUTPUT_SIDE // scale)
+    longest = max(height, width)
+    if longest <= limit:
+        return height, width
+    factor = limit / longest
+    return max(1, round(height * factor)), max(1, round(width * factor))
+
+
+def plan_upscale(
+    model,
+    height: int,
+    width: int,
+    batch: int = 1,
+    *,
+    tile="auto",
+    overlap: int = 16,
+    precision="auto",
+    max_input_size: int | None = None,
+    memory_budget: int | None = None,
+    free_memory: int | Callable[[], int] | None = None,
+    device=None,
+    **_ignored,
+) -> UpscalePlan:
+    """Decide pre-scale, precision, tile and tiles per batch for an image of height x width; no work is done."""
+    scale = int(model.scale)
+    device = torch.device(device) if device is not None else model_device(model)
+    dtype = resolve_precision(precision, device, model)
+    mh, mw = prescaled_size(height, width, scale, max_input_size)
+    budget, free = memory.memory_budget(device, memory_budget, free_memory)
+    multiple = tile_multiple(model)
+    ph, pw = memory.padded(mh, multiple), memory.padded(mw, multiple)
+
+    def cost(side: int, k: int = 1) -> int:
+        return memory.estimate_memory(model, min(side, ph), min(side, pw), k, dtype)
+
+    fixed = settings.tile_size(tile)
+    if fixed is not None:
+        source = "argument" if tile not in (None, "auto") else "TILE_SIZE"
+        side = max(mh, mw) if fixed == 0 else align_down(fixed, multiple)
+    else:
+        source = "auto"
+        side = _largest_fitting_tile(cost, max(mh, mw), multiple, budget)
+    side = min(side, memory.padded(max(mh, mw), multiple))
+    overlap = max(0, min(overlap, side // 3))
+    n_tiles = tile_count(mh, mw, side, overlap, multiple)
+    per_batch = 1
+    while per_batch < min(n_tiles, MAX_TILES_PER_BATCH) and cost(side, per_batch + 1) <= budget:
+        per_batch += 1
+    return UpscalePlan(
+        input_size=(height, width),
+        model_input_size=(mh, mw),
+        output_size=(mh * scale, mw * scale),
+        scale=scale,
+        batch=batch,
+        tile=side,
+        tile_h=min(side, ph),
+        tile_w=min(side, pw),
+        overlap=overlap,
+        tiles_per_image=n_tiles,
+        tiles_per_batch=per_batch,
+        dtype=dtype,
+        device=device,
+        predicted_bytes=cost(side, per_batch),
+        budget_bytes=budget,
+        free_bytes=free,
+        tile_source=source,
+    )
+
+
+def _largest_fitting_tile(cost: Callable[[int], int], longest: int, multiple: int, budget: int) -> int:
+    """Largest multiple of the window (up to the whole image) whose forecast fits; the smallest tile otherwise."""
+    smallest = max(MIN_TILE, multiple) // multiple
+    lo, hi = smallest, max(smallest, memory.padded(longest, multiple) // multiple)
+    while lo < hi:  # the forecast grows with the tile: binary search for the last side that fits
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if cost(mid * multiple) <= budget else (lo, mid - 1)
+    return lo * multiple
+
+
+def upscale(
+    model,
+    image,
+    *,
+    tile="auto",
+    overlap: int = 16,
+    precision="auto",
+    max_input_size: int | None = None,
+    memory_budget: int | None = None,
+    free_memory: int | Callable[[], int] | None = None,
+    device=None,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    is_oom: Callable[[BaseException], bool] | None = None,
+    output_dtype=None,
+    layout: str | None = None,
+    return_report: bool = False,
+):
+    """Upscale `image` with `model` (scale s), tiled and memory-planned; returns the same kind of image.
+
+    image: PIL image, numpy HW/HWC (uint8, uint16, float), or a tensor [B,C,H,W] / ComfyUI [B,H,W,C]
+      (layout rule in swin2sr.images; pass layout= to be explicit).  RGBA keeps its alpha (resized
+      bilinearly, not by the model), gray comes back gray, values are clamped to 0..1.
+    tile: "auto" (TILE_SIZE, else the largest tile whose forecast fits the budget), a side in input
+      pixels (rounded down to the model's window multiple), or 0 for one untiled pass.
+    overlap: input pixels shared by neighbouring tiles (at most a third of the tile), blended with a
+      raised-cosine ramp.
+    precision: "auto" (see resolve_precision), "fp32", "bf16", "fp16" or a torch dtype; half-precision
+      batches whose output is not finite are redone in fp32.
+    max_input_size: None -> MAX_INPUT_SIZE (default 1024): longer inputs are first downscaled (the
+      output side also stays <= 4096); 0 keeps full resolution (the tiled entry points pass 0).
+    memory_budget: a cap in bytes on top of the automatic budget.  free_memory: the host's free-bytes
+      figure (int or callable) replacing our own measurement.
+    device: where the model runs (default: where its weights are); the model is moved and cast for
+      the run and put back afterwards.
+    progress(done, total): after every batch of tiles, counting tiles of the whole job.
+    cancel(): checked between batches; True raises UpscaleCancelled (its own exceptions propagate).
+    is_oom(exc): recognises the host's out-of-memory errors (default: torch.OutOfMemoryError & co.).
+    output_dtype: storage of the preallocated output (default uint8 for 8-bit inputs, else float32).
+    return_report: also return an UpscaleReport (str() is the one-line summary).
+    """
+    started = time.perf_counter()
+    batch, kind = images.read_batch(image, layout)
+    color, alpha = images.split_alpha(batch, kind)
+    plan = plan_upscale(
+        model, color.shape[-2], color.shape[-1], color.shape[0], tile=tile, overlap=overlap,
+        precision=precision, max_input_size=max_input_size, memory_budget=memory_budget,
+        free_memory=free_memory, device=device,
+    )  # fmt: skip
+    if plan.prescaled:
+        (h, w), (mh, mw) = plan.input_size, plan.model_input_size
+        log.info(
+            "input %dx%d is larger than MAX_INPUT_SIZE=%d: downscaled to %dx%d first (set MAX_INPUT_SIZE=0 or use "
+            "the tiled upscale to keep full resolution)", w, h, settings.max_input_size(max_input_size), mw, mh,
+        )  # fmt: skip
+    log.info("%s", plan)
+    report = UpscaleReport(plan=plan)
+    out = images.new_output(plan.batch, *plan.output_size, kind, output_dtype)
+    with _prepared(model, plan.device, plan.dtype) as forward_fn:
+        forward = _Forward(forward_fn, model, plan, report)
+        runner = TileRunner(
+            forward, plan.scale, tile_multiple(model), plan.tile, plan.tiles_per_batch, plan.overlap,
+            oom=is_oom or default_is_oom, on_oom=lambda: _release(plan.device), progress=progress,
+            cancel=cancel, total_tiles=plan.total_tiles,
+        )  # fmt: skip
+        if plan.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(plan.device)
+        for b in range(plan.batch):
+            lr = images.resize(color[b : b + 1], *plan.model_input_size)
+            runner.run(lr, out[b])
+        if plan.device.type == "cuda":
+            report.actual_peak_bytes = torch.cuda.max_memory_allocated(plan.device)
+    if alpha is not None:
+        alpha = images.resize_alpha(alpha, *plan.output_size)
+    result = images.finish(out, alpha, kind)
+    report.tile, report.tiles_per_batch = runner.tile, runner.batch
+    report.batch_splits, report.tile_shrinks = runner.stats.batch_splits, runner.stats.tile_shrinks
+    report.forwards = runner.stats.forwards
+    report.peak_rss_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    report.seconds = time.perf_counter() - started
+    if report.tile_shrinks or report.batch_splits or report.fp32_redos:
+        log.info("%s", report)
+    return (result, report) if return_report else result
+
+
+class _Forward:
+    """CPU float32 tiles -> model on its device and dtype -> CPU float32 output, with the fp32 redo."""
+
+    def __init__(self, run: Callable[[torch.Tensor, torch.dtype], torch.Tensor], model, plan, report) -> None:
+        self.run, self.plan, self.report = run, plan, report
+
+    def __call__(self, tiles: torch.Tensor) -> torch.Tensor:
+        out = self.run(tiles, self.plan.dtype)
+        if self.plan.dtype != torch.float32 and not torch.isfinite(out).all():
+            self.report.fp32_redos += 1
+            out = self.run(tiles, torch.float32)
+        return out.float().cpu()
+
+
+class _prepared:
+    """Context: the model on `device` in `dtype` for the run (an fp32 copy made on demand), restored afterwards."""
+
+    def __init__(self, model, device: torch.device, dtype: torch.dtype) -> None:
+        self.model, self.device, self.dtype = model, device, dtype
+
+    def __enter__(self) -> Callable[[torch.Tensor, torch.dtype], torch.Tensor]:
+        params = list(self.model.parameters()) if hasattr(self.model, "parameters") else []
+        self.original = (params[0].device, params[0].dtype) if params else None
+        if params:
+            self.model.to(self.device, self.dtype)
+        return self._run
+
+    def _run(self, tiles: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        if dtype != self.dtype and self.original is not None:
+            self.model.to(dtype=dtype)  # rare: the fp32 redo of a non-finite half-precision batch
+            try:
+                return self._call(tiles, dtype)
+            finally:
+                self.model.to(dtype=self.dtype)
+        return self._call(tiles, dtype)
+
+    def _call(self, tiles: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.model(tiles.to(self.device, dtype, non_blocking=True))
+
+    def __exit__(self, *exc) -> None:
+        if self.original is not None:
+            self.model.to(*self.original)
+
+
+def _release(device: torch.device) -> None:
+    """Give cached blocks back after an out-of-memory so the smaller retry can use them."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def sharpen(image: torch.Tensor, strength: float) -> torch.Tensor:
+    """Unsharp mask on a float [B, C, H, W] image: x + 2*strength*(x - gaussian_blur(x, sigma 1)), clamped.
+
+    strength 0..0.5 (the node slider; 0 = off, 0.5 = a classic 100% unsharp mask).
+    """
+    if not 0.0 <= strength <= 0.5:
+        raise ValueError(f"sharpen strength must be between 0 and 0.5, got {strength}")
+    if strength == 0:
+        return image
+    radius = 2
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-(x**2) / 2)
+    kernel = (kernel / kernel.sum()).to(image.device, image.dtype)
+    c = image.shape[1]
+    padded = F.pad(image, (radius,) * 4, mode="replicate")
+    blurred = F.conv2d(padded, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    blurred = F.conv2d(blurred, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return (image + 2 * strength * (image - blurred)).clamp(0, 1)
+
+
+def target_size(
+    h: int, w: int, scale: int, *, factor: float | None = None, width: int | None = None, height: int | None = None
+) -> tuple[int, int]:
+    """Final (height, width): `factor` times the input, or an exact width and/or height (aspect kept if only one).
+
+    Reached by the model's scale and then a high-quality resize (`images.resize`);
+    with nothing given it is the model's own scale.
+    """
+    if factor is not None:
+        if factor <= 0:
+            raise ValueError(f"scale factor must be positive, got {factor}")
+        return max(1, round(h * factor)), max(1, round(w * factor))
+    for name, value in (("width", width), ("height", height)):
+        if value is not None and value <= 0:
+            raise ValueError(f"target {name} must be positive, got {value}")
+    if width and height:
+        return int(height), int(width)
+    if width:
+        return max(1, round(h * width / w)), int(width)
+    if height:
+        return int(height), max(1, round(w * height / h))
+    return h * scale, w * scale

@@ -1,0 +1,29 @@
+"""Shared test setup: one CPU thread (the test machine is shared) and paths to the shared fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+# CI clones the repository next to a copy of shared/, exactly like the working checkout.
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"shared data folder {SHARED} is absent (CI lays it next to the clone)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def realesrgan_compact_path(shared_dir: Path) -> Path:
+    """The real Real-ESRGAN Compact x4 model (realesr-animevideov3, BSD-3), a non-Swin2SR file."""
+    path = shared_dir / "fixtures" / "realesr-animevideov3.pth"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    return path
