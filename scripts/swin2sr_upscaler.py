@@ -129,17 +129,17 @@ class UpscalerSwin2SR(Upscaler):
     def _entry(self, source: str) -> UpscalerData:
         """A list entry named after the checkpoint's variant and file, with its real scale.
 
-        The checkpoint is read once on the CPU to learn both. A file that cannot be read is still listed, so
-        that choosing it shows the loader's explanation instead of the file silently missing. Any error is
-        caught here: this runs during the WebUI's start-up, which one bad file must not stop.
+        The checkpoint is read (not built into a network) to learn both. A file that cannot be read is still
+        listed, so that choosing it shows the loader's explanation instead of the file silently missing. Any
+        error is caught here: this runs during the WebUI's start-up, which one bad file must not stop.
         """
         label = "built-in" if source in BUILTIN_SOURCES else os.path.basename(source)
         try:
-            model = swin2sr.load_model(source, device="cpu")
+            checkpoint = swin2sr.loader.read_checkpoint(source)
         except Exception as exc:  # noqa: BLE001 - see docstring; the error is printed and raised again on use
             print(f"Swin2SR: cannot use {source}: {exc}", file=sys.stderr)
             return UpscalerData(f"Swin2SR unreadable ({label})", source, self, scale=4)
-        return UpscalerData(f"Swin2SR {model.variant} ({label})", source, self, scale=model.scale)
+        return UpscalerData(f"Swin2SR {checkpoint.variant} ({label})", source, self, scale=checkpoint.config.scale)
 
     def do_upscale(self, img, selected_model):
         """One pass by the model's own factor through the core's planner and tiler.

@@ -138,19 +138,18 @@ def test_core_is_imported_without_leaving_the_repository_on_sys_path(tmp_path):
     """In a clean interpreter (repository not on sys.path), loading the script finds `swin2sr` at the extension
     root, and afterwards the repository's other top-level names (ComfyUI's nodes.py) are not importable."""
     code = f"""
-import importlib.util, sys
+import importlib.util, os, sys
 sys.path.insert(0, {str(FAKE_DIR.parents[1])!r})
 from tests.fake_a1111.harness import REPO_ROOT, install_extension
 sys.path.pop(0)
 assert "swin2sr" not in sys.modules
 install_extension(__import__("pathlib").Path({str(tmp_path)!r}))
-import os
 os.environ["FAKE_WEBUI_ROOT"] = {str(tmp_path)!r}
 sys.path.insert(0, {str(FAKE_DIR)!r})
 from modules import modelloader, scripts, shared
 scripts.load_scripts()
 modelloader.load_upscalers()
-assert sys.modules["swin2sr"].__file__.startswith(str(REPO_ROOT)), sys.modules["swin2sr"].__file__
+assert os.path.realpath(sys.modules["swin2sr"].__file__).startswith(str(REPO_ROOT))
 assert all(os.path.realpath(p or ".") != str(REPO_ROOT) for p in sys.path), sys.path
 assert importlib.util.find_spec("nodes") is None
 print(sorted(entry.name for entry in shared.sd_upscalers if entry.name.startswith("Swin2SR")))
