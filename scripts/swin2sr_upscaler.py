@@ -119,6 +119,7 @@ class UpscalerSwin2SR(Upscaler):
 
     def __init__(self, dirname=None):
         self.name = "Swin2SR"  # before super().__init__(): gives model_path = <models>/Swin2SR
+        self.model_name = "Swin2SR"  # shown as model_name by /sdapi/v1/upscalers
         self.user_path = dirname
         super().__init__(create_dirs=True)
         self._cached_key = None

@@ -188,6 +188,9 @@ def test_scales_other_than_the_models_follow_the_webui_loop(webui, checkpoints, 
     assert len(spy.calls) == 1
     assert two.scaler.upscale(image(), 4, two.data_path).size == (96, 64)
     assert len(spy.calls) == 3
+    # hires fix passes float scales; the WebUI floors the target to a multiple of 8
+    assert two.scaler.upscale(image(), 1.5, two.data_path).size == (32, 24)
+    assert len(spy.calls) == 4
 
 
 def test_unreadable_checkpoint_is_listed_and_fails_loudly_instead_of_a_plain_resize(webui, checkpoints):
@@ -213,10 +216,13 @@ def test_pth_written_by_current_torch_loads_although_a1111_replaced_torch_load(w
 def test_load_failure_at_upscale_time_is_raised(webui, checkpoints):
     modules = webui()
     entry = next(e for e in swin2sr_entries(modules) if e.data_path.endswith("tiny4.pth"))
+    good = (checkpoints / "tiny4.pth").read_bytes()
     (checkpoints / "tiny4.pth").write_bytes(b"replaced by garbage after start-up")
 
     with pytest.raises(swin2sr.CheckpointError):
         entry.scaler.upscale(image(), 4, entry.data_path)
+    (checkpoints / "tiny4.pth").write_bytes(good)
+    assert entry.scaler.upscale(image(), 4, entry.data_path).size == (96, 64), "a failed load is not cached"
 
 
 # --- settings ---------------------------------------------------------------------------------------------------
