@@ -3,11 +3,14 @@
 The WebUI runs this file on start-up (unless --skip-install) and after "Install from URL". It never touches
 torch or torchvision (the WebUI pins its own build) and never upgrades or reinstalls anything already present,
 so a working WebUI environment stays as it is. `--no-deps` keeps pip from pulling in or upgrading anything else.
+
+ComfyUI-Manager also runs an `install.py` it finds at a node pack's root; there the WebUI's `launch` module
+does not exist and this file does nothing (ComfyUI-Manager installs requirements.txt itself).
 """
 
-import launch
+import importlib.util
 
-# distribution name -> why the core needs it (torch and torchvision come with the WebUI)
+# distribution -> why the core needs it (torch and torchvision come with the WebUI)
 REQUIREMENTS = {
     "numpy": "image conversion",
     "Pillow": "image input and output",
@@ -15,13 +18,13 @@ REQUIREMENTS = {
 }
 
 
-def missing_requirements() -> list[str]:
-    return [name for name in REQUIREMENTS if not launch.is_installed(name)]
+def install(launch) -> None:
+    for name in REQUIREMENTS:
+        if not launch.is_installed(name):
+            launch.run_pip(f"install --no-deps {name}", f"{name} for Swin2SR ({REQUIREMENTS[name]})")
 
 
-def install() -> None:
-    for name in missing_requirements():
-        launch.run_pip(f"install --no-deps {name}", f"{name} for Swin2SR ({REQUIREMENTS[name]})")
+if importlib.util.find_spec("launch") is not None:
+    import launch
 
-
-install()
+    install(launch)

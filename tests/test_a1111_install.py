@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import runpy
+import subprocess
 import sys
 from pathlib import Path
 
@@ -55,6 +56,13 @@ def test_torch_is_never_installed_even_when_missing(launch, monkeypatch):
     named = {word for command in launch.pip_commands for word in command.split()}
     assert not named & WEBUI_PROVIDES
     assert len(launch.pip_commands) == len(installer["REQUIREMENTS"])
+
+
+def test_does_nothing_outside_the_webui(tmp_path):
+    """ComfyUI-Manager runs a node pack's install.py too; without the WebUI's `launch` it must be a no-op."""
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "install.py")], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 
 def test_requirements_cover_every_third_party_import_of_the_core(launch):
