@@ -150,8 +150,9 @@ def run_upscale(args: argparse.Namespace) -> int:
 
 
 def output_format_for(path: Path) -> OutputFormat:
+    """The format named by the suffix; lossless PNG when the name has none."""
     try:
-        return OUTPUT_FORMATS[path.suffix.lower()]
+        return OUTPUT_FORMATS[path.suffix.lower() or ".png"]
     except KeyError:
         known = ", ".join(OUTPUT_FORMATS)
         raise ValueError(f"cannot tell the output format from {path.name!r}; use one of {known}") from None

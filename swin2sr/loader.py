@@ -175,7 +175,7 @@ def _all_tensors(obj: Mapping) -> bool:
 
 
 def is_swin2sr_state_dict(state: Mapping[str, object]) -> bool:
-    """Swin2SR's signature: SwinV2 attention (`logit_scale`, `cpb_mlp`) inside residual Swin stages."""
+    """Swin2SR's signature: SwinV2 attention (`logit_scale`) inside residual Swin stages (SwinIR has none)."""
     block = "layers.0.residual_group.blocks.0.attn."
     return "conv_first.weight" in state and (block + "logit_scale") in state
 

@@ -30,7 +30,7 @@ def photo(tmp_path):
 
 
 class FakeUpscale:
-    """Stands in for swin2sr.upscale (tiling branch): one direct forward, records what the CLI passed."""
+    """Stands in for swin2sr.upscale so CLI tests stay fast: one direct forward, records what the CLI passed."""
 
     def __call__(self, model, image, **options):
         self.options = options
@@ -65,6 +65,10 @@ def test_upscale_passes_the_processing_flags_to_swin2sr_upscale(photo, tiny_mode
     )
     with Image.open(tmp_path / "o.webp") as result:
         assert result.format == "WEBP"
+
+
+def test_png_is_the_format_when_the_output_name_has_no_suffix():
+    assert cli.output_format_for(cli.Path("upscaled")).name == "PNG"
 
 
 def test_an_automatic_tile_leaves_the_input_size_limit_to_the_library():
@@ -133,7 +137,6 @@ def test_the_progress_bar_draws_only_for_work_in_several_steps():
     assert stream.getvalue().endswith("4/4, 0 s\n")
 
 
-@pytest.mark.skipif(not hasattr(swin2sr, "upscale"), reason="needs swin2sr.upscale (tiling branch)")
 def test_upscale_end_to_end_with_the_real_tiling(photo, tiny_model_path, tmp_path):
     out = tmp_path / "photo_x2.png"
     assert cli.main(["upscale", str(photo), "-o", str(out), "--model", str(tiny_model_path), "--tile", "8"]) == 0
