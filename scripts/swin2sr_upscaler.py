@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -124,23 +125,25 @@ class UpscalerSwin2SR(Upscaler):
         super().__init__(create_dirs=True)
         self._cached_key = None
         self._cached_model = None
-        sources = BUILTIN_SOURCES + self.find_models(ext_filter=CHECKPOINT_EXTENSIONS)
-        self.scalers = _with_unique_names([self._entry(source) for source in sources])
+        files = self.find_models(ext_filter=CHECKPOINT_EXTENSIONS)
+        labels = {**{source: "built-in" for source in BUILTIN_SOURCES}, **_file_labels(files)}
+        self.scalers = [self._entry(source, label) for source, label in labels.items()]
 
-    def _entry(self, source: str) -> UpscalerData:
+    def _entry(self, source: str, label: str) -> UpscalerData:
         """A list entry named after the checkpoint's variant and file, with its real scale.
 
         The checkpoint is read (not built into a network) to learn both. A file that cannot be read is still
         listed, so that choosing it shows the loader's explanation instead of the file silently missing. Any
         error is caught here: this runs during the WebUI's start-up, which one bad file must not stop.
         """
-        label = "built-in" if source in BUILTIN_SOURCES else os.path.basename(source)
         try:
             checkpoint = swin2sr.loader.read_checkpoint(source)
         except Exception as exc:  # noqa: BLE001 - see docstring; the error is printed and raised again on use
             print(f"Swin2SR: cannot use {source}: {exc}", file=sys.stderr)
             return UpscalerData(f"Swin2SR unreadable ({label})", source, self, scale=4)
-        return UpscalerData(f"Swin2SR {checkpoint.variant} ({label})", source, self, scale=checkpoint.config.scale)
+        variant = checkpoint.variant  # "ClassicalSR x4", or "Swin2SR x4 (custom: ...)" for unreleased shapes
+        title = variant if variant.startswith("Swin2SR") else f"Swin2SR {variant}"
+        return UpscalerData(f"{title} ({label})", source, self, scale=checkpoint.config.scale)
 
     def do_upscale(self, img, selected_model):
         """One pass by the model's own factor through the core's planner and tiler.
@@ -203,14 +206,20 @@ def _report_progress(done: int, total: int) -> None:
     shared.state.sampling_step = done
 
 
-def _with_unique_names(entries: list[UpscalerData]) -> list[UpscalerData]:
-    """The WebUI looks upscalers up by name, so a name found twice (same file in two folders) gets a counter."""
-    seen: dict[str, int] = {}
-    for entry in entries:
-        seen[entry.name] = seen.get(entry.name, 0) + 1
-        if seen[entry.name] > 1:
-            entry.name = f"{entry.name} #{seen[entry.name]}"
-    return entries
+def _file_labels(paths: list[str]) -> dict[str, str]:
+    """The file name, or as many trailing folders as it takes to tell apart files of the same name.
+
+    The WebUI looks upscalers up by name, so names must be unique; "Swin2SR/x.pth" and "elsewhere/x.pth" also
+    tell the user which file is which.
+    """
+    parts = {path: Path(path).parts for path in paths}
+    labels = {}
+    for path, own in parts.items():
+        depth = 1
+        while depth < len(own) and any(other != path and p[-depth:] == own[-depth:] for other, p in parts.items()):
+            depth += 1
+        labels[path] = "/".join(own[-depth:])
+    return labels
 
 
 def on_ui_settings() -> None:

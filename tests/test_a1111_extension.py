@@ -93,7 +93,8 @@ def test_embedded_defaults_are_listed_with_their_real_scale(webui):
     assert set(by_source) == {"builtin-x4", "builtin-x2"}
     for source, entry in by_source.items():
         model = swin2sr.load_model(source)
-        assert entry.name == f"Swin2SR {model.variant} (built-in)"
+        assert entry.name.startswith("Swin2SR ") and entry.name.endswith(f"{model.variant} (built-in)")
+        assert entry.name.count("Swin2SR") == 1
         assert entry.scale == model.scale
     assert (webui.root / "models" / "Swin2SR").is_dir(), "the folder users drop checkpoints into is created"
 
@@ -113,8 +114,10 @@ def test_each_checkpoint_is_one_entry_named_by_variant_and_file(webui, checkpoin
     for path, entry in files.items():
         model = swin2sr.load_model(path)
         assert entry.scale == model.scale
-        assert entry.name.startswith(f"Swin2SR {model.variant} (")
-        assert path.split("/")[-1] in entry.name
+        assert entry.name.startswith("Swin2SR ") and f"{model.variant} (" in entry.name
+    assert files[str(checkpoints / "tiny2.safetensors")].name.endswith("(tiny2.safetensors)")
+    assert files[str(checkpoints / "tiny4.pth")].name.endswith("(Swin2SR/tiny4.pth)"), "same file name: folder shown"
+    assert files[str(extra / "tiny4.pth")].name.endswith("(elsewhere/tiny4.pth)")
     names = upscaler_names(modules.shared)
     assert len(names) == len(set(names)), "the WebUI finds upscalers by name, so names must be unique"
 
@@ -165,8 +168,7 @@ print(sorted(entry.name for entry in shared.sd_upscalers if entry.name.startswit
 
 def test_extras_upscale_runs_the_core_with_the_model_and_reaches_the_target(webui, checkpoints):
     modules = webui()
-    entry = find_upscaler(modules.shared, "Swin2SR " + swin2sr.load_model(checkpoints / "tiny4.pth").variant
-                          + " (tiny4.pth)")
+    entry = next(e for e in swin2sr_entries(modules) if e.name.endswith("(tiny4.pth)"))
     picture = image()
 
     out = entry.scaler.upscale(picture, 4, entry.data_path)  # what Extras and /sdapi/v1/extra-single-image do
