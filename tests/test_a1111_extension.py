@@ -195,6 +195,20 @@ def test_scales_other_than_the_models_follow_the_webui_loop(webui, checkpoints, 
     assert len(spy.calls) == 4
 
 
+def test_a_scale_1_model_restores_at_extras_scale_1(webui, checkpoints, monkeypatch):
+    """JPEG artifact removal (scale 1): listed with scale 1, run once at the same size."""
+    car = swin2sr.Swin2SRConfig(embed_dim=12, depths=(2,), num_heads=(2,), upsampler="", scale=1, window_size=7,
+                                img_size=126)
+    torch.save(random_official_state_dict(car), checkpoints / "car.pth")
+    modules = webui()
+    spy = CallSpy(swin2sr.upscale)
+    monkeypatch.setattr(script_module(modules).swin2sr, "upscale", spy)
+    entry = next(e for e in swin2sr_entries(modules) if e.data_path.endswith("car.pth"))
+    assert entry.scale == 1
+    assert entry.scaler.upscale(image(), 1, entry.data_path).size == (24, 16)
+    assert len(spy.calls) == 1
+
+
 def test_unreadable_checkpoint_is_listed_and_fails_loudly_instead_of_a_plain_resize(webui, checkpoints):
     (checkpoints / "broken.pth").write_bytes(b"this is not a checkpoint")
     modules = webui()
