@@ -100,19 +100,13 @@ def memory_share(cmd_opts) -> float:
     return 1.0
 
 
-def _forge_memory_management():
-    """Forge's memory manager (`backend.memory_management`), or None in A1111."""
+def _forge_vram_state() -> str | None:
+    """The VRAM mode of Forge's memory manager (`backend.memory_management`), e.g. "LOW_VRAM"; None in A1111."""
     try:
         from backend import memory_management
     except ImportError:
         return None
-    return memory_management
-
-
-def _forge_vram_state() -> str | None:
-    manager = _forge_memory_management()
-    state = getattr(manager, "vram_state", None)
-    return getattr(state, "name", None)
+    return getattr(getattr(memory_management, "vram_state", None), "name", None)
 
 
 class UpscalerSwin2SR(Upscaler):
