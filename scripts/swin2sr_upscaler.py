@@ -43,7 +43,7 @@ def _import_core():
 swin2sr = _import_core()
 
 CHECKPOINT_EXTENSIONS = [".pth", ".safetensors"]
-BUILTIN_SOURCES = ["builtin-x4", "builtin-x2"]
+BUILTIN_LABELS = {"builtin-x4": "built-in x4", "builtin-x2": "built-in x2"}  # the core's embedded weights
 SETTINGS_SECTION = ("swin2sr", "Swin2SR")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -120,7 +120,7 @@ class UpscalerSwin2SR(Upscaler):
         self._cached_key = None
         self._cached_model = None
         files = self.find_models(ext_filter=CHECKPOINT_EXTENSIONS)
-        labels = {**{source: "built-in" for source in BUILTIN_SOURCES}, **_file_labels(files)}
+        labels = {**BUILTIN_LABELS, **_file_labels(files)}
         self.scalers = [self._entry(source, label) for source, label in labels.items()]
 
     def _entry(self, source: str, label: str) -> UpscalerData:
