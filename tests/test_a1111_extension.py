@@ -184,6 +184,8 @@ def test_extras_upscale_runs_the_core_with_the_model_and_reaches_the_target(webu
     assert out.size == (96, 64)
     assert np.abs(np.asarray(out, np.int16) - np.asarray(expected, np.int16)).max() <= 1
     assert modules.devices.gc_calls >= 1, "devices.torch_gc() runs after every pass"
+    state = modules.shared.state
+    assert state.sampling_steps >= 1 and state.sampling_step == state.sampling_steps, "the progress bar moved"
 
 
 def test_scales_other_than_the_models_follow_the_webui_loop(webui, checkpoints, monkeypatch):

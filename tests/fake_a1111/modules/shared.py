@@ -67,8 +67,6 @@ class Options:
 opts = Options({
     "ESRGAN_tile": OptionInfo(192, "Tile size for ESRGAN upscalers."),
     "ESRGAN_tile_overlap": OptionInfo(8, "Tile overlap for ESRGAN upscalers."),
-    "enable_upscale_progressbar": OptionInfo(True, "Show a progress bar in the console for tiled upscaling."),
-    "list_hidden_files": OptionInfo(True, "Load models/files in hidden directories"),
 })
 
 
