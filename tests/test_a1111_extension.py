@@ -139,6 +139,20 @@ def test_discovered_next_to_the_builtin_swinir_and_sorted_like_the_webui(webui):
     assert type(swin2sr_entries(modules)[0].scaler).__name__ == "UpscalerSwin2SR"
 
 
+def test_reload_ui_finds_new_files_without_duplicating_entries(webui, checkpoints):
+    """Reload UI re-imports the scripts (a second UpscalerSwin2SR class appears) and rebuilds the list."""
+    modules = webui()
+    before = upscaler_names(modules.shared)
+    torch.save(random_official_state_dict(TINY_CONFIGS["tiny_x4"], seed=4), checkpoints / "added.pth")
+
+    modules.scripts.load_scripts()
+    modules.modelloader.load_upscalers()
+
+    after = upscaler_names(modules.shared)
+    assert len(after) == len(set(after)) == len(before) + 1
+    assert any(name.endswith("(added.pth)") for name in after)
+
+
 def test_command_line_option_comes_from_preload(webui):
     modules = webui()
     assert modules.shared.cmd_opts.swin2sr_models_path == str(webui.root / "models" / "Swin2SR")
