@@ -1,18 +1,24 @@
 """Swin2SR Upscaler: the host-independent core (network, loader, tiling, memory planning, pipelines)."""
 
 from .arch import Swin2SR, Swin2SRConfig
+from .faces import FaceBox
 from .foreign import SpandrelModel, load_any_model
 from .loader import BUILTIN_MODELS, CheckpointError, load_model
 from .memory import estimate_memory, memory_budget
+from .pipelines import PipelineReport, RefinedRegion, TwoStageReport, refine_faces, two_stage
 from .tiling import UpscaleCancelled, is_oom
 from .upscale import UpscalePlan, UpscaleReport, plan_upscale, sharpen, target_size, upscale
 
 __all__ = [
     "BUILTIN_MODELS",
     "CheckpointError",
+    "FaceBox",
+    "PipelineReport",
+    "RefinedRegion",
     "SpandrelModel",
     "Swin2SR",
     "Swin2SRConfig",
+    "TwoStageReport",
     "UpscaleCancelled",
     "UpscalePlan",
     "UpscaleReport",
@@ -22,7 +28,9 @@ __all__ = [
     "load_model",
     "memory_budget",
     "plan_upscale",
+    "refine_faces",
     "sharpen",
     "target_size",
+    "two_stage",
     "upscale",
 ]

@@ -243,7 +243,13 @@ class TextProgressBar:
 
 # --- entry point -----------------------------------------------------------------------------------
 
-COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (add_info_command, add_upscale_command)
+from .cli_pipelines import COMMANDS as PIPELINE_COMMANDS  # noqa: E402  (faces, two-stage; imports this module)
+
+COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    add_info_command,
+    add_upscale_command,
+    *PIPELINE_COMMANDS,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
