@@ -120,7 +120,7 @@ def resolve_source(source: str | os.PathLike) -> Path:
     """A builtin name becomes the file inside the package; anything else is a path that must exist."""
     name = os.fspath(source)
     if name in BUILTIN_MODELS:
-        path = Path(str(importlib.resources.files("swin2sr") / "weights" / BUILTIN_MODELS[name]))
+        path = Path(str(importlib.resources.files(__package__) / "weights" / BUILTIN_MODELS[name]))
         if not path.is_file():
             raise CheckpointError(
                 f"the embedded model {name!r} is missing from this installation (expected {path}); "

@@ -29,12 +29,10 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-import swin2sr
-
 from . import images
 from .faces import Detector, FaceBox, as_boxes, boxes_from_mask, crop_region, detect_faces, select_faces
 from .matte import Compositor, ellipse_matte, fade_at_inner_edges, mask_matte, match_color
-from .upscale import tile_multiple
+from .upscale import plan_upscale, tile_multiple, upscale
 
 logger = logging.getLogger("swin2sr")
 
@@ -410,7 +408,7 @@ class _Engine:
 
     def __call__(self, model, image: torch.Tensor, progress: Progress | None, max_input_size: int | None = 0):
         """`image` [B,3,H,W] float upscaled by `model`: float [B,3,H*s,W*s] in 0..1."""
-        out, report = swin2sr.upscale(model, image, **self.options, max_input_size=max_input_size, layout="BCHW",
+        out, report = upscale(model, image, **self.options, max_input_size=max_input_size, layout="BCHW",
                                       output_dtype=torch.float32, progress=progress, cancel=self.cancel,
                                       return_report=True)
         self.reports.append(report)
@@ -419,7 +417,7 @@ class _Engine:
     def plan(self, model, shape: Sequence[int], max_input_size: int | None = 0):
         """The engine's plan (tiles, output size, memory) for an input of `shape` [B,C,H,W], before any work."""
         b, _, h, w = shape
-        return swin2sr.plan_upscale(model, h, w, b, **self.options, max_input_size=max_input_size)
+        return plan_upscale(model, h, w, b, **self.options, max_input_size=max_input_size)
 
 
 def _read(image, layout: str | None) -> tuple[torch.Tensor, torch.Tensor | None, images.ImageKind]:
