@@ -1,6 +1,7 @@
 """Swin2SR Upscaler: the host-independent core (network, loader, tiling, memory planning, pipelines)."""
 
 from .arch import Swin2SR, Swin2SRConfig
+from .engine import run_with_fallback
 from .faces import FaceBox
 from .foreign import SpandrelModel, load_any_model
 from .loader import BUILTIN_MODELS, CheckpointError, load_model
@@ -29,6 +30,7 @@ __all__ = [
     "memory_budget",
     "plan_upscale",
     "refine_faces",
+    "run_with_fallback",
     "sharpen",
     "target_size",
     "two_stage",

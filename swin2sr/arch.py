@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import engine
 from .attention import WindowAttention
 
 NUM_FEAT = 64  # width of every upsampler head, hard-coded in the official code
@@ -77,17 +78,87 @@ class Mlp(nn.Module):
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
+        self.act = nn.GELU()  # kept for the module tree; `forward` fuses the (exact) GELU into fc1
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+        hidden = engine.linear(x, self.fc1.weight, self.fc1.bias, gelu=True)
+        return engine.linear(hidden, self.fc2.weight, self.fc2.bias)
+
+
+class WindowLayout:
+    """Where each token of a batch of H x W maps sits in the residual stream, per window shift.
+
+    The reference implementation rolls, partitions and reverses the whole map
+    in every block.  Here the stream is a [B*H*W, C] token matrix kept in
+    *window order* -- the tokens of each window contiguous -- so attention,
+    norms and MLP all run on plain row ranges, and moving from an unshifted to a
+    shifted block is a single row gather.  Shifted windows are sorted by which
+    of the four shift-mask patterns they need, so every chunk of windows shares
+    one [heads, N, N] bias table and no per-window mask is ever materialised.
+    """
+
+    def __init__(self, batch: int, height: int, width: int, window_size: int, chunk_tokens: int, device) -> None:
+        self.window_tokens = window_size**2
+        self.chunk_windows = max(1, chunk_tokens // self.window_tokens)
+        self._orders: dict[int, torch.Tensor] = {}
+        self._segments: dict[int, list[tuple[int, int, int]]] = {}
+        self._gathers: dict[tuple, torch.Tensor] = {}
+        for shift in {0, window_size // 2}:
+            order, counts = _window_order(batch, height, width, window_size, shift)
+            self._orders[shift] = order.to(device)
+            bounds = torch.cumsum(torch.tensor([0] + counts), 0).tolist()
+            self._segments[shift] = [(bounds[i], bounds[i + 1], i) for i in range(len(counts)) if counts[i]]
+
+    def gather_index(self, src: int | None, dst: int | None) -> torch.Tensor:
+        """Rows to take from a stream in `src` order to get `dst` order (None = row-major map order)."""
+        if (src, dst) not in self._gathers:
+            dst_order = self._orders[dst] if dst is not None else None
+            if src is None:
+                index = dst_order
+            else:
+                inverse = torch.empty_like(self._orders[src])
+                inverse[self._orders[src]] = torch.arange(len(inverse), device=inverse.device)
+                index = inverse if dst_order is None else inverse[dst_order]
+            self._gathers[(src, dst)] = index
+        return self._gathers[(src, dst)]
+
+    def chunks(self, shift: int) -> list[tuple[int, int, int]]:
+        """(first token, end token, bias-table index) of window chunks of at most `chunk_tokens` tokens."""
+        n, step = self.window_tokens, self.chunk_windows
+        return [
+            (start * n, min(start + step, stop) * n, table)
+            for first, stop, table in self._segments[shift]
+            for start in range(first, stop, step)
+        ]
+
+
+def _window_order(batch: int, h: int, w: int, ws: int, shift: int) -> tuple[torch.Tensor, list[int]]:
+    """Map-order token indices listed window by window (after a cyclic shift), windows grouped by mask pattern.
+
+    Returns the order and the number of windows per pattern (`shift_mask_patterns` numbering).
+    """
+    grid = torch.arange(batch * h * w).view(batch, h, w)
+    if shift:
+        grid = torch.roll(grid, (-shift, -shift), dims=(1, 2))
+    windows = grid.view(batch, h // ws, ws, w // ws, ws).transpose(2, 3).reshape(batch, h // ws, w // ws, -1)
+    if not shift:
+        return windows.reshape(-1), [windows.shape[0] * windows.shape[1] * windows.shape[2]]
+    last_row = (torch.arange(h // ws) == h // ws - 1).view(-1, 1)
+    last_col = (torch.arange(w // ws) == w // ws - 1).view(1, -1)
+    pattern = (2 * last_row + last_col).expand(batch, -1, -1).reshape(-1)
+    by_pattern = torch.argsort(pattern, stable=True)
+    counts = torch.bincount(pattern, minlength=4).tolist()
+    return windows.reshape(-1, ws * ws)[by_pattern].reshape(-1), counts
 
 
 class SwinTransformerBlock(nn.Module):
     """SwinV2 block with residual post-norm: x + norm1(attn(x)), then x + norm2(mlp(x)).
 
-    Works on a [B, H, W, C] feature map; `shift` is 0 or window_size // 2.
+    Works on the residual stream [tokens, C] in this block's window order (see
+    `WindowLayout`), one chunk of whole windows at a time: the chunk's
+    intermediates (qkv, scores, MLP hidden) stay a few MB however large the
+    image, and without autograd the chunk is updated in place.
     """
 
     def __init__(self, dim: int, num_heads: int, window_size: int, shift: int, mlp_ratio: float) -> None:
@@ -99,31 +170,14 @@ class SwinTransformerBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, h, w, c = x.shape
-        ws, s = self.window_size, self.shift
-        shifted = torch.roll(x, (-s, -s), dims=(1, 2)) if s else x
-        windows = window_partition(shifted, ws)
-        mask = self.attn.shift_mask(h, w, s, x.dtype, x.device) if s else None
-        attended = window_reverse(self.attn(windows, mask), ws, h, w)
-        if s:
-            attended = torch.roll(attended, (s, s), dims=(1, 2))
-        x = x + self.norm1(attended)
-        return x + self.norm2(self.mlp(x))
+    def forward(self, x: torch.Tensor, layout: WindowLayout) -> torch.Tensor:
+        tables = self.attn.bias_tables(self.shift, torch.promote_types(x.dtype, torch.float32))
+        chunks = [self._update(x[a:b], tables[table]) for a, b, table in layout.chunks(self.shift)]
+        return torch.cat(chunks) if torch.is_grad_enabled() else x
 
-
-def window_partition(x: torch.Tensor, ws: int) -> torch.Tensor:
-    """[B, H, W, C] -> [B * nW, ws * ws, C], windows in row-major order."""
-    b, h, w, c = x.shape
-    x = x.view(b, h // ws, ws, w // ws, ws, c).transpose(2, 3)
-    return x.reshape(-1, ws * ws, c)
-
-
-def window_reverse(windows: torch.Tensor, ws: int, h: int, w: int) -> torch.Tensor:
-    """Inverse of `window_partition`."""
-    c = windows.shape[-1]
-    x = windows.view(-1, h // ws, w // ws, ws, ws, c).transpose(2, 3)
-    return x.reshape(-1, h, w, c)
+    def _update(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        x = engine.add_(x, self.norm1(self.attn(x, bias)))
+        return engine.add_(x, self.norm2(self.mlp(x)))
 
 
 class ResidualGroup(nn.Module):
@@ -136,14 +190,21 @@ class ResidualGroup(nn.Module):
             for i in range(depth)
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, layout: WindowLayout) -> torch.Tensor:
+        """[B, H, W, C] -> [B, H, W, C]; one row gather between blocks instead of roll + partition + reverse."""
+        shape = x.shape
+        stream, order = x.reshape(-1, shape[-1]), None
         for block in self.blocks:
-            x = block(x)
-        return x
+            stream = torch.index_select(stream, 0, layout.gather_index(order, block.shift))
+            stream, order = block(stream, layout), block.shift
+        return torch.index_select(stream, 0, layout.gather_index(order, None)).view(shape)
 
 
 class Proj1x1(nn.Module):
-    """Holds the 1x1 `proj` convolution the official PatchEmbed applies (key `*.patch_embed.proj`)."""
+    """Holds the 1x1 `proj` convolution the official PatchEmbed applies (key `*.patch_embed.proj`).
+
+    On a channels-last map a 1x1 convolution is a linear layer over the tokens, so it runs as one.
+    """
 
     def __init__(self, dim: int, with_norm: bool) -> None:
         super().__init__()
@@ -151,8 +212,8 @@ class Proj1x1(nn.Module):
         self.norm = nn.LayerNorm(dim) if with_norm else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, C, H, W] -> [B, H, W, C]."""
-        x = self.proj(x).permute(0, 2, 3, 1)
+        """[B, H, W, C] -> [B, H, W, C]."""
+        x = engine.linear(x.contiguous(), self.proj.weight, self.proj.bias)
         return self.norm(x) if self.norm is not None else x
 
 
@@ -166,14 +227,21 @@ class RSTB(nn.Module):
         self.conv = residual_conv(dim, config.resi_connection)
         self.patch_embed = Proj1x1(dim, with_norm=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, layout: WindowLayout) -> torch.Tensor:
         """[B, H, W, C] -> [B, H, W, C]."""
-        y = self.residual_group(x).permute(0, 3, 1, 2)
-        return self.patch_embed(self.conv(y)) + x
+        y = self.conv(engine.conv_layout(self.residual_group(x, layout).permute(0, 3, 1, 2)))
+        return engine.add_(self.patch_embed(y.permute(0, 2, 3, 1)), x)
 
 
 class Swin2SR(nn.Module):
-    """Swin2SR for super-resolution and compressed-input restoration; see the module docstring."""
+    """Swin2SR for super-resolution and compressed-input restoration; see the module docstring.
+
+    Between convolutions the feature map is a [B, H, W, C] tensor (token
+    rows); its NCHW view (`permute(0, 3, 1, 2)`) is a channels-last tensor,
+    which half-precision convolutions take as is (`engine.conv_layout`).
+    """
+
+    chunk_tokens = 4096  # tokens per attention/MLP chunk: large enough for efficient GEMMs, small enough for cache
 
     def __init__(self, config: Swin2SRConfig) -> None:
         super().__init__()
@@ -193,6 +261,11 @@ class Swin2SR(nn.Module):
     @property
     def scale(self) -> int:
         return self.config.scale
+
+    @property
+    def tile_multiple(self) -> int:
+        """Tile sides that are multiples of this need no padding inside the network."""
+        return self.config.window_size
 
     def _build_head(self, config: Swin2SRConfig) -> None:
         c, s, out_ch = config.embed_dim, config.scale, config.in_chans
@@ -216,19 +289,22 @@ class Swin2SR(nn.Module):
             self.conv_last = conv3x3(c, out_ch)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Shallow features [B, C, H, W] -> deep features [B, C, H, W]."""
-        y = self.patch_embed(x)
+        """Shallow features [B, C, H, W] (channels-last) -> deep features [B, C, H, W] (channels-last)."""
+        b, _, h, w = x.shape
+        layout = WindowLayout(b, h, w, self.config.window_size, self.chunk_tokens, x.device)
+        y = self.patch_embed(x.permute(0, 2, 3, 1))
         for layer in self.layers:
-            y = layer(y)
+            y = layer(y, layout)
         return self.norm(y).permute(0, 3, 1, 2)
 
     def body(self, x: torch.Tensor) -> torch.Tensor:
         """conv_first, the Swin stages and the long skip."""
-        x = self.conv_first(x)
-        return self.conv_after_body(self.forward_features(x)) + x
+        x = self.conv_first(engine.conv_layout(x))
+        return engine.add_(self.conv_after_body(engine.conv_layout(self.forward_features(x))), x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, C, H, W] in 0..1 -> [B, C, H*s, W*s], raw (unclamped)."""
+        """[B, C, H, W] in 0..1 -> [B, C, H*s, W*s], raw (unclamped), in the model's dtype."""
+        x = x.to(self.mean.dtype)
         h, w = x.shape[-2:]
         ws = self.config.window_size
         pad_h, pad_w = (-h) % ws, (-w) % ws
@@ -237,7 +313,8 @@ class Swin2SR(nn.Module):
         x = (x - self.mean) * self.config.img_range
         out = self.head(x, h, w)
         s = self.config.scale
-        return out[..., : h * s, : w * s] / self.config.img_range + self.mean
+        out = out[..., : h * s, : w * s] / self.config.img_range + self.mean
+        return out.contiguous()
 
     def head(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
         """Normalised padded input -> normalised output of the configured upsampler."""

@@ -2,9 +2,11 @@
 
 Official parameter names (`qkv`, `q_bias`, `v_bias`, `logit_scale`, `cpb_mlp`,
 `proj`).  What the official code recomputes in every block on every call is
-cached here: the CPB-MLP bias (input-independent in eval mode) and the shift
-masks (a few patterns per padded size), both kept in the compute dtype so half
-precision works at every input size.
+cached here as small tables that do not depend on the input size: the CPB-MLP
+bias (input-independent in eval mode) and the four shift-mask patterns (every
+shifted window is an interior, last-column, last-row or corner window), both in
+float32 (float64 for a float64 model) so half precision works at every input size.  While training
+the tables are rebuilt on every call so gradients reach `cpb_mlp`.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LOGIT_SCALE_MAX = math.log(1.0 / 0.01)
+from . import engine
+
+# The official clamp is torch.log(torch.tensor(100.)), a float32 value; using it exactly keeps float64 parity.
+LOGIT_SCALE_MAX = float(torch.tensor(100.0).log())
 MASK_VALUE = -100.0  # the official shift-mask value (not -inf)
+NORM_EPS = 1e-12  # F.normalize's default
 
 
 def relative_coords_table(ws: int) -> torch.Tensor:
@@ -46,6 +52,15 @@ def shift_mask(h: int, w: int, ws: int, shift: int) -> torch.Tensor:
     return torch.where(diff != 0, MASK_VALUE, 0.0)
 
 
+def shift_mask_patterns(ws: int, shift: int) -> torch.Tensor:
+    """The 4 distinct shift masks, [4, N, N], indexed by 2 * (last window row) + (last window column).
+
+    Only windows touching the bottom or right edge mix wrapped-around regions,
+    so a 2x2-window map already shows every pattern any map size produces.
+    """
+    return shift_mask(2 * ws, 2 * ws, ws, shift)
+
+
 class WindowAttention(nn.Module):
     """Multi-head cosine self-attention inside non-overlapping windows of ws*ws tokens."""
 
@@ -59,59 +74,54 @@ class WindowAttention(nn.Module):
         self.q_bias = nn.Parameter(torch.zeros(dim))
         self.v_bias = nn.Parameter(torch.zeros(dim))
         self.proj = nn.Linear(dim, dim)
-        self.register_buffer("relative_coords_table", relative_coords_table(window_size), persistent=False)
         self.register_buffer("relative_position_index", relative_position_index(window_size), persistent=False)
-        self._cache: dict[tuple, torch.Tensor] = {}
-        self._register_load_state_dict_pre_hook(self._drop_cache)
+        self._tables: dict[tuple, tuple[tuple, torch.Tensor]] = {}
 
-    def _drop_cache(self, *args, **kwargs) -> None:
-        self._cache.clear()
+    def position_bias(self) -> torch.Tensor:
+        """16 * sigmoid(CPB-MLP(coords)), [heads, N, N], in at least fp32 (the MLP sees tiny coordinate steps)."""
+        w0, b0, w2 = self.cpb_mlp[0].weight, self.cpb_mlp[0].bias, self.cpb_mlp[2].weight
+        dtype = torch.promote_types(w0.dtype, torch.float32)
+        coords = relative_coords_table(self.window_size).to(w0.device, dtype)
+        hidden = F.relu(F.linear(coords, w0.to(dtype), b0.to(dtype)))
+        table = F.linear(hidden, w2.to(dtype)).view(-1, self.num_heads)
+        n = self.window_size**2
+        bias = table[self.relative_position_index.view(-1)].view(n, n, -1).permute(2, 0, 1)
+        return 16 * torch.sigmoid(bias)
 
-    def train(self, mode: bool = True) -> "WindowAttention":
-        self._cache.clear()
-        return super().train(mode)
+    def bias_tables(self, shift: int, dtype: torch.dtype) -> torch.Tensor:
+        """Position bias plus each shift-mask pattern, [1 or 4, heads, N, N] in `dtype` (at least float32).
 
-    def _cached(self, key: tuple, build) -> torch.Tensor:
-        """Memoise input-independent tensors in eval mode; rebuild them every call while training."""
-        if self.training or torch.is_grad_enabled():
-            return build()
-        if key not in self._cache:
-            self._cache[key] = build()
-        return self._cache[key]
+        Cached while autograd is off; the cache entry is keyed by the CPB
+        weights' storage and version, so loading or editing weights refreshes it.
+        """
+        params = (self.cpb_mlp[0].weight, self.cpb_mlp[0].bias, self.cpb_mlp[2].weight)
+        key = (shift, dtype, params[0].device)
+        version = tuple((p.data_ptr(), p._version) for p in params)
+        cached = self._tables.get(key)
+        if cached is not None and cached[0] == version and not torch.is_grad_enabled():
+            return cached[1]
+        bias = self.position_bias().unsqueeze(0)
+        if shift:
+            bias = bias + shift_mask_patterns(self.window_size, shift).to(bias).unsqueeze(1)
+        bias = bias.to(dtype).contiguous()
+        if not torch.is_grad_enabled():
+            self._tables[key] = (version, bias)
+        return bias
 
-    def position_bias(self, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        """16 * sigmoid(CPB-MLP(coords)), [heads, N, N]."""
-
-        def build() -> torch.Tensor:
-            table = self.cpb_mlp(self.relative_coords_table.to(self.cpb_mlp[0].weight.dtype))
-            n = self.window_size**2
-            bias = table.view(-1, self.num_heads)[self.relative_position_index.view(-1)]
-            return (16 * torch.sigmoid(bias.view(n, n, -1).permute(2, 0, 1))).to(device, dtype).contiguous()
-
-        return self._cached(("bias", dtype, device), build)
-
-    def shift_mask(self, h: int, w: int, shift: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        """The shift mask for an h x w map, [nW, 1, N, N] in the compute dtype."""
-        return self._cached(
-            ("mask", h, w, shift, dtype, device),
-            lambda: shift_mask(h, w, self.window_size, shift).unsqueeze(1).to(device, dtype),
-        )
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """x: [B*nW, N, C]; mask: [nW, 1, N, N] or None."""
-        bw, n, c = x.shape
-        heads = self.num_heads
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """x: [W * N, C], the tokens of W whole windows; bias: [heads, N, N] shared by all W windows."""
+        tokens, c = x.shape
+        n, heads = self.window_size**2, self.num_heads
         qkv_bias = torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
-        qkv = F.linear(x, self.qkv.weight, qkv_bias).view(bw, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)
-        scale = torch.clamp(self.logit_scale, max=LOGIT_SCALE_MAX).exp()
-        q = F.normalize(q, dim=-1) * scale
-        k = F.normalize(k, dim=-1)
-        attn = q @ k.transpose(-2, -1)
-        attn = attn + self.position_bias(attn.dtype, attn.device)
-        if mask is not None:
-            nw = mask.shape[0]
-            attn = (attn.view(-1, nw, heads, n, n) + mask).view(bw, heads, n, n)
-        attn = attn.softmax(dim=-1)
-        out = (attn @ v).transpose(1, 2).reshape(bw, n, c)
-        return self.proj(out)
+        qkv = engine.linear(x, self.qkv.weight, qkv_bias)
+        qkv = qkv.view(tokens // n, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+        q, k = self.cosine_qk(qkv[:2]).unbind(0)
+        out = engine.window_attention(q, k, qkv[2], bias)
+        return engine.linear(out.transpose(1, 2).reshape(tokens, c), self.proj.weight, self.proj.bias)
+
+    def cosine_qk(self, qk: torch.Tensor) -> torch.Tensor:
+        """Unit-normalise q and k [2, W, heads, N, d] in one pass, with the clamped exp(logit_scale) folded into q."""
+        inv_norm = torch.linalg.vector_norm(qk, dim=-1, keepdim=True).clamp_min(NORM_EPS).reciprocal()
+        scale = torch.clamp(self.logit_scale, max=LOGIT_SCALE_MAX).exp().to(qk.dtype)
+        factor = inv_norm * torch.stack((scale, torch.ones_like(scale)))[:, None]
+        return qk * factor

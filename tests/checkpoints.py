@@ -27,11 +27,29 @@ OFFICIAL_CONFIGS: dict[str, Swin2SRConfig] = {
     ),
 }
 
+# The grayscale JPEG-artifact-removal release (Swin2SR_Jpeg_dynamic.pth): window 7, pixel range 0..255, no upsampler.
+JPEG_CONFIGS: dict[str, Swin2SRConfig] = {
+    "jpeg_car_gray": Swin2SRConfig(
+        **_BIG, window_size=7, img_size=126, in_chans=1, img_range=255.0, upsampler="", scale=1
+    ),
+}
+
 # Small configurations with the same structure, for tests that need many forwards.
 TINY_CONFIGS: dict[str, Swin2SRConfig] = {
     "tiny_x4": Swin2SRConfig(embed_dim=12, depths=(2,), num_heads=(2,), upsampler="pixelshuffle", scale=4),
     "tiny_x2": Swin2SRConfig(embed_dim=12, depths=(2,), num_heads=(2,), upsampler="pixelshuffledirect", scale=2),
 }
+
+
+# Official checkpoint entries the network derives itself (Swin2SR registers them non-persistent or not at all).
+DERIVED_BUFFERS = ("relative_coords_table", "relative_position_index", "attn_mask")
+
+
+def model_from_official(config: Swin2SRConfig, state: dict[str, torch.Tensor]) -> Swin2SR:
+    """Our network with an official-format state dict loaded (strictly, derived buffers dropped), in eval mode."""
+    model = Swin2SR(config)
+    model.load_state_dict({k: v for k, v in state.items() if not k.endswith(DERIVED_BUFFERS)})
+    return model.eval()
 
 
 def random_official_state_dict(config: Swin2SRConfig, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -1,0 +1,133 @@
+"""Compute kernels of the fast path, chosen per device, and the half-precision fallback.
+
+The network code in `arch.py` / `attention.py` calls three primitives from
+here -- `linear`, `window_attention` and `add_` -- so that the choice of kernel
+lives in one place:
+
+* `linear`: on CPU in fp32/bf16 without autograd, a oneDNN matmul on a weight
+  reordered ("prepacked") once and cached.  PyTorch's default `F.linear` goes
+  to MKL, which runs AVX2 code on AMD processors; the prepacked oneDNN kernel
+  measured about 2x faster for these shapes (see benchmarks/bench_engine.py).
+  GELU is fused into the matmul the same way.
+* `window_attention`: on CUDA `F.scaled_dot_product_attention` (its
+  memory-efficient kernel keeps no score tensor); on CPU batched matmul +
+  in-place softmax + matmul, which measured 3-5x faster than SDPA for these
+  shapes (64 tokens, head dim 30, a per-head bias).
+* `add_`: residual additions, in place when nothing records a graph.
+* `conv_layout`: the memory layout convolutions run in (see its docstring).
+
+Every primitive falls back to plain differentiable PyTorch ops while autograd
+is recording, so `model.train()` + backward goes through the same module.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.weak import WeakIdKeyDictionary
+
+logger = logging.getLogger("swin2sr")
+
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+_PACKED: WeakIdKeyDictionary = WeakIdKeyDictionary()  # weight parameter -> (version key, packed weight)
+_PACK_ROWS_HINT = 4096  # oneDNN picks the blocked layout for this many rows; any row count works
+
+
+def _use_onednn(x: torch.Tensor) -> bool:
+    return (
+        x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.bfloat16)
+        and torch.backends.mkldnn.is_available()
+        and not torch.is_grad_enabled()
+    )
+
+
+def _packed_weight(weight: torch.Tensor) -> torch.Tensor:
+    """The oneDNN-reordered copy of `weight` (2-D view of a Linear or 1x1 Conv weight), rebuilt if it changed."""
+    key = (weight.data_ptr(), weight._version, weight.dtype)
+    cached = _PACKED.get(weight)
+    if cached is None or cached[0] != key:
+        w2d = weight.detach().reshape(weight.shape[0], -1)
+        cached = (key, torch.ops.mkldnn._reorder_linear_weight(w2d, _PACK_ROWS_HINT))
+        _PACKED[weight] = cached
+    return cached[1]
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, gelu: bool = False) -> torch.Tensor:
+    """x @ weight.T + bias (then exact GELU if asked); `weight` may be a 1x1 conv weight [out, in, 1, 1]."""
+    if _use_onednn(x):
+        return torch.ops.mkldnn._linear_pointwise(
+            x, _packed_weight(weight), bias, "gelu" if gelu else "none", [], "none" if gelu else ""
+        )
+    y = F.linear(x, weight.reshape(weight.shape[0], -1), bias)
+    return F.gelu(y) if gelu else y
+
+
+def add_(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """x + y, written into x unless autograd is recording (x is then often a view of the residual stream)."""
+    return x + y if torch.is_grad_enabled() else x.add_(y)
+
+
+def conv_layout(x: torch.Tensor) -> torch.Tensor:
+    """`x` [B, C, H, W] in the layout its convolution should run in: channels-last for half precision only.
+
+    oneDNN's channels-last kernels measured ~1.4x faster than its NCHW ones,
+    but they sum in another order and their fp32 rounding error is ~5x larger,
+    which breaks fp32 parity on the JPEG model (pixel range 255).  fp32 is the
+    exactness reference, so it keeps NCHW; bf16/fp16 are approximate anyway.
+    """
+    if x.dtype in HALF_DTYPES:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x.contiguous()
+
+
+# Attention kernel per device type, by measurement (benchmarks/bench_engine.py --attention sdpa re-measures):
+# on a 2-core AMD EPYC, SDPA took 3-5x longer than matmul + softmax + matmul for 64-token windows.
+# Devices not listed use SDPA, whose memory-efficient CUDA kernel never materialises the scores.
+ATTENTION_KERNELS = {"cpu": "matmul"}
+
+
+def window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """softmax(q @ k^T + bias) @ v over [windows, heads, N, d]; q already carries the logit scale.
+
+    `bias` [heads, N, N] is the position bias plus, for shifted windows, the
+    shift-mask pattern shared by every window of the chunk.  It is float32
+    when q is half precision: the logits reach +-100, where a bf16 step is 0.5,
+    so the bias is added and the softmax taken in float32 (one rounding of the
+    logits instead of three, as in the official code run in bf16).
+    """
+    if ATTENTION_KERNELS.get(q.device.type, "sdpa") == "sdpa":
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), scale=1.0)
+    if torch.is_grad_enabled():
+        return torch.softmax(q @ k.transpose(-2, -1) + bias, dim=-1).to(v.dtype) @ v
+    scores = torch.matmul(q, k.transpose(-2, -1))
+    scores = scores.add_(bias) if scores.dtype == bias.dtype else torch.add(bias, scores)
+    torch.ops.aten._softmax.out(scores, -1, False, out=scores)  # in place: the kernel works row by row
+    return torch.matmul(scores.to(v.dtype), v)
+
+
+def model_dtype(model: nn.Module) -> torch.dtype:
+    return next(model.parameters()).dtype
+
+
+def run_with_fallback(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """model(x) in the model's dtype; a half-precision result that is not finite is redone in fp32.
+
+    fp16 overflows on some inputs (large activations in the MLP); bf16 rarely
+    does.  The model is cast to fp32 and back for the retry, which is lossless
+    (every fp16/bf16 value is exact in fp32), so no second copy of the weights
+    is kept.  Returns the output in the dtype that produced it.
+    """
+    dtype = model_dtype(model)
+    out = model(x.to(dtype))
+    if dtype not in HALF_DTYPES or torch.isfinite(out).all():
+        return out
+    logger.warning("%s output is not finite; redoing this batch in float32", dtype)
+    model.float()
+    try:
+        return model(x.float())
+    finally:
+        model.to(dtype)
