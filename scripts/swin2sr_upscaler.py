@@ -135,9 +135,12 @@ class UpscalerSwin2SR(Upscaler):
         except Exception as exc:  # noqa: BLE001 - see docstring; the error is printed and raised again on use
             print(f"Swin2SR: cannot use {source}: {exc}", file=sys.stderr)
             return UpscalerData(f"Swin2SR unreadable ({label})", source, self, scale=4)
+        scale = checkpoint.config.scale
+        if source in BUILTIN_LABELS:  # our own small shape: "custom: embed 48, ..." would tell a user nothing
+            return UpscalerData(f"Swin2SR x{scale} (built-in)", source, self, scale=scale)
         variant = checkpoint.variant  # "ClassicalSR x4", or "Swin2SR x4 (custom: ...)" for unreleased shapes
         title = variant if variant.startswith("Swin2SR") else f"Swin2SR {variant}"
-        return UpscalerData(f"{title} ({label})", source, self, scale=checkpoint.config.scale)
+        return UpscalerData(f"{title} ({label})", source, self, scale=scale)
 
     def do_upscale(self, img, selected_model):
         """One pass by the model's own factor through the core's planner and tiler.
