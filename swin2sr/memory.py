@@ -1,21 +1,21 @@
 """Memory forecaster and budget: how many bytes a batch of tiles needs, and how many we may use.
 
-The forecast is weights + activations.  Activation memory of Swin2SR grows
-linearly with the padded input pixels P of a tile, so it is modelled as
-elements per padded pixel, derived from the network's structure and calibrated
-against this package's engine with the torch profiler (benchmarks/bench_tiling.py
---calibrate, tests/test_tiling_memory.py):
+The forecast is weights + activations.  Activation memory grows linearly with
+the padded input pixels ("tokens") of the tiles in a batch, so it is modelled as
+elements per token, derived from this package's engine (swin2sr/arch.py) and
+calibrated against it with the torch profiler (benchmarks/bench_tiling.py
+calibrate; tests/test_tiling_memory.py keeps it within 20%):
 
-* body (the Swin stages): 10*C + 2*h*M^2 elements/px -- about five C-wide copies
-  (residual, shifted, windowed, normalised q/k) plus qkv, and two h*M^2
-  attention-score tensors (C = embed_dim, h = heads, M = window).
-* head: the upsampler's full-resolution tensors; per LR pixel 2*64*s^2 for
-  pixelshuffle (conv output + shuffled copy), 3*64*s^2 for nearest+conv,
-  3.5*64*s^2 for the aux head, 6*s^2 for pixelshuffledirect.
+* body (the Swin stages): the residual stream and its regathered copies and the
+  long skip, STREAM_PER_CHANNEL * C per token, plus one chunk of at most
+  `Swin2SR.chunk_tokens` tokens in flight: qkv, MLP hidden, outputs
+  (CHUNK_PER_CHANNEL * C) and, unless the device's attention kernel never
+  materialises them (SDPA's memory-efficient kernel on CUDA), the h * M^2
+  attention scores per token (C = embed_dim, h = heads, M = window).
+* head: the upsampler's full-resolution tensors, HEAD_FACTOR * 64 * s^2 per
+  token (pixelshuffle: conv output + shuffled copy + layout copies).
   The peak is max(body, head): the body's tensors are freed before the head runs.
-* shift-mask cache: the engine caches, per shifted block, an M^2-elements/px mask
-  for every tile shape; it is shared by a batch, so it scales with one tile.
-* input and output of the tile: 3 + 3*s^2 elements/px.
+* input and output of the tiles: 3 + 3 * s^2 per token.
 
 Models without a Swin2SR config (foreign architectures) get a conservative
 generic figure; `measured_peak` can measure one instead (a one-off probe).
@@ -28,9 +28,15 @@ from typing import Callable
 
 import torch
 
+from .arch import Swin2SR
+
 NUM_FEAT = 64
-# Per-upsampler head multiplier of 64*s^2 elements per LR pixel (see module docstring).
-HEAD_FACTOR = {"pixelshuffle": 2.0, "pixelshuffle_aux": 3.5, "nearest+conv": 3.0, "pixelshuffledirect": 0.1, "": 0.0}
+STREAM_PER_CHANNEL = 2.5
+CHUNK_PER_CHANNEL = 7
+# Per-upsampler head multiplier of 64*s^2 elements per token (measured on this engine, see module docstring).
+HEAD_FACTOR = {"pixelshuffle": 2.27, "pixelshuffle_aux": 3.5, "nearest+conv": 3.2, "pixelshuffledirect": 0.1, "": 0.0}
+# Devices whose attention kernel keeps no score matrix (engine.ATTENTION_KERNELS: SDPA everywhere but the CPU).
+SCORELESS_DEVICES = ("cuda",)
 # Foreign models: elements per LR pixel, conservative for ESRGAN/Compact-style heads at full resolution.
 GENERIC_BASE_ELEMENTS = 1024
 GENERIC_HEAD_ELEMENTS = 4 * NUM_FEAT  # times scale^2
@@ -38,31 +44,32 @@ GENERIC_HEAD_ELEMENTS = 4 * NUM_FEAT  # times scale^2
 CUDA_SAFETY = 0.8
 # On the CPU bigger tiles are not faster (attention is windowed), so RAM use is kept modest.
 CPU_SAFETY = 0.25
-CPU_BUDGET_CAP = 1 << 30
+CPU_BUDGET_CAP = 512 << 20
 
 
 def dtype_size(dtype: torch.dtype) -> int:
     return torch.empty((), dtype=dtype).element_size()
 
 
-def activation_elements(config, pixels: int, batch: int = 1) -> int:
+def activation_elements(config, pixels: int, batch: int = 1, device_type: str = "cpu") -> int:
     """Peak activation elements for `batch` tiles of `pixels` padded input pixels each."""
     c, m, s = config.embed_dim, config.window_size, config.scale
-    heads = max(config.num_heads)
-    body = 10 * c + 2 * heads * m * m
-    head = HEAD_FACTOR.get(config.upsampler, 3.5) * NUM_FEAT * s * s
-    io = 3 + 3 * s * s
-    shifted_blocks = sum(d // 2 for d in config.depths)
-    per_image = (max(body, head) + io) * pixels * batch
-    return int(per_image + shifted_blocks * m * m * pixels)
+    tokens = pixels * batch
+    scores = 0 if device_type in SCORELESS_DEVICES else max(config.num_heads) * m * m
+    chunk = min(tokens, Swin2SR.chunk_tokens)
+    body = STREAM_PER_CHANNEL * c * tokens + (CHUNK_PER_CHANNEL * c + scores) * chunk
+    head = HEAD_FACTOR.get(config.upsampler, 3.5) * NUM_FEAT * s * s * tokens
+    return int(max(body, head) + (3 + 3 * s * s) * tokens)
 
 
 def padded(side: int, multiple: int) -> int:
     return -(-side // multiple) * multiple
 
 
-def estimate_memory(config, tile_h: int, tile_w: int, batch: int = 1, dtype: torch.dtype = torch.float32) -> int:
-    """Predicted peak device bytes (weights + activations) for one forward of `batch` tiles.
+def estimate_memory(
+    config, tile_h: int, tile_w: int, batch: int = 1, dtype: torch.dtype = torch.float32, device="cpu"
+) -> int:
+    """Predicted peak device bytes (weights + activations) for one forward of `batch` tiles on `device`.
 
     `config` is a Swin2SRConfig, or a model: for a model without a config the
     generic estimate (parameter bytes + a conservative per-pixel figure) is used.
@@ -79,7 +86,7 @@ def estimate_memory(config, tile_h: int, tile_w: int, batch: int = 1, dtype: tor
     else:
         weights = parameter_count(config) * size
     pixels = padded(tile_h, config.window_size) * padded(tile_w, config.window_size)
-    return weights + activation_elements(config, pixels, batch) * size
+    return weights + activation_elements(config, pixels, batch, torch.device(device).type) * size
 
 
 def parameter_count(config) -> int:
@@ -89,8 +96,6 @@ def parameter_count(config) -> int:
 
 def _parameter_count(config, _cache: dict = {}) -> int:  # noqa: B006 - deliberate memo
     if config not in _cache:
-        from .arch import Swin2SR
-
         with torch.device("meta"):
             _cache[config] = sum(p.numel() for p in Swin2SR(config).parameters())
     return _cache[config]

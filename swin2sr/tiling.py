@@ -3,8 +3,9 @@
 Grid: the image is reflect-padded to the window multiple once (as the untiled
 network does), then covered by tiles of one shape (so several fit one forward
 pass) whose corners lie on the window grid -- each tile computes exactly what the
-untiled forward computes, except near its edges -- spread evenly so every overlap
-is at least the requested one, the last tile ending at the padded edge.
+untiled forward computes, except near its edges.  As few tiles as the maximum
+tile side needs, shrunk to share the image evenly (`balanced_tile`), so every
+overlap is at least, and close to, the requested one.
 
 Blending: along each axis, two neighbouring tiles share a raised-cosine ramp
 of `overlap` input pixels (times the scale), centred in their overlap; the
@@ -67,6 +68,24 @@ def axis_starts(length: int, tile: int, overlap: int, multiple: int = 1) -> list
     return [round(i * step / multiple) * multiple for i in range(count)]
 
 
+def balanced_tile(length: int, tile: int, overlap: int, multiple: int = 1) -> int:
+    """The smallest window-aligned tile side <= `tile` that covers `length` with as few tiles as `tile` needs.
+
+    Spreading the tiles of the largest size evenly would leave huge overlaps when
+    the image is a little larger than a multiple of the tile (256 px in tiles of
+    128 -> three tiles overlapping by 64); shrinking all tiles to fit instead keeps
+    every overlap near the requested one, so no pixels are computed needlessly.
+    """
+    if tile >= length:
+        return length
+    needed = len(axis_starts(length, tile, overlap, multiple))
+    for count in range(2, needed + 1):
+        side = padded(math.ceil((length + (count - 1) * overlap) / count), multiple)
+        if side <= tile and len(axis_starts(length, side, overlap, multiple)) <= count:
+            return side
+    return tile
+
+
 def ramp(length: int, center: float, width: float) -> torch.Tensor:
     """Raised cosine rising from 0 to 1 over `width` pixels centred at `center`, sampled at pixel centres."""
     x = torch.arange(length, dtype=torch.float64) + 0.5
@@ -112,7 +131,8 @@ class Grid:
     xs: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.tile_h, self.tile_w = min(self.tile_h, self.height), min(self.tile_w, self.width)
+        self.tile_h = balanced_tile(self.height, self.tile_h, self.overlap, self.multiple)
+        self.tile_w = balanced_tile(self.width, self.tile_w, self.overlap, self.multiple)
         self.ys = axis_starts(self.height, self.tile_h, self.overlap, self.multiple)
         self.xs = axis_starts(self.width, self.tile_w, self.overlap, self.multiple)
         self._wy = axis_weights(self.ys, self.tile_h, self.overlap, self.scale)
@@ -134,13 +154,10 @@ class Grid:
         return (self.ys[nxt] if nxt < len(self.ys) else self.height) * self.scale
 
 
-def tile_count(height: int, width: int, tile: int, overlap: int, multiple: int = 1) -> int:
-    """Tiles per image of height x width (padded to `multiple` first), as the runner will cut them."""
-    height, width = padded(height, multiple), padded(width, multiple)
+def tile_grid(height: int, width: int, tile: int, overlap: int, scale: int = 1, multiple: int = 1) -> Grid:
+    """The grid the runner will cut for an image of height x width (padded to `multiple` first)."""
     overlap = min(overlap, tile // 3)
-    return len(axis_starts(height, min(tile, height), overlap, multiple)) * len(
-        axis_starts(width, min(tile, width), overlap, multiple)
-    )
+    return Grid(padded(height, multiple), padded(width, multiple), tile, tile, overlap, scale, multiple)
 
 
 def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -232,8 +249,7 @@ class TileRunner:
 
     def _run(self, image: torch.Tensor, out: torch.Tensor, tile: int, top_level: bool) -> None:
         image = pad_to_multiple(image, self.multiple)
-        overlap = min(self.overlap, tile // 3)
-        grid = Grid(image.shape[-2], image.shape[-1], tile, tile, overlap, self.scale, self.multiple)
+        grid = tile_grid(image.shape[-2], image.shape[-1], tile, self.overlap, self.scale, self.multiple)
         canvas = StripCanvas(out, final=top_level)
         pending = grid.tiles()
         i = 0
@@ -269,20 +285,21 @@ class TileRunner:
                 raise
             message = str(exc)
         self.on_oom()
-        self._reduce(len(chunk), message)
+        self._reduce(len(chunk), max(grid.tile_h, grid.tile_w), message)
         return None
 
-    def _reduce(self, failed_batch: int, message: str) -> None:
+    def _reduce(self, failed_batch: int, failed_side: int, message: str) -> None:
+        """Fewer tiles per batch; at one per batch, half the side of the tile that failed."""
         if failed_batch > 1:
             self.batch = (failed_batch + 1) // 2
             self.stats.batch_splits += 1
             return
-        if self.tile <= self.min_tile:
+        if failed_side <= self.min_tile:
             raise MemoryError(
-                f"out of memory even at the smallest tile ({self.tile} px, 1 per batch): free device memory, "
+                f"out of memory even at the smallest tile ({failed_side} px, 1 per batch): free device memory, "
                 f"use a smaller model or run on the CPU (device='cpu'). Original error: {message}"
             )
-        self.tile = max(self.min_tile, align_down(self.tile // 2, self.multiple))
+        self.tile = max(self.min_tile, align_down(failed_side // 2, self.multiple))
         self.batch = 1
         self.stats.tile_shrinks += 1
 

@@ -9,6 +9,7 @@ the decision and the final size before any work starts.
 
 from __future__ import annotations
 
+import copy
 import logging
 import resource
 import time
@@ -18,14 +19,15 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from . import images, memory, settings
-from .tiling import MIN_TILE, TileRunner, UpscaleCancelled, align_down, tile_count
+from . import engine, images, memory, settings
+from .tiling import MIN_TILE, TileRunner, UpscaleCancelled, align_down, tile_grid
 from .tiling import is_oom as default_is_oom
 
 log = logging.getLogger("swin2sr")
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 MAX_TILES_PER_BATCH = 16
+UPSCALE_ONLY_OPTIONS = {"progress", "cancel", "is_oom", "output_dtype", "layout", "return_report"}
 
 __all__ = ["UpscaleCancelled", "UpscalePlan", "UpscaleReport", "plan_upscale", "sharpen", "target_size", "upscale"]
 
@@ -68,7 +70,8 @@ class UpscalePlan:
         if self.tiles_per_image == 1:
             tiles = f"untiled {self.tile_w}x{self.tile_h}"
         else:
-            tiles = f"tile {self.tile}, {self.tiles_per_batch} per batch ({self.tiles_per_image} tiles per image)"
+            size = f"{self.tile_h}" if self.tile_h == self.tile_w else f"{self.tile_w}x{self.tile_h}"
+            tiles = f"tile {size}, {self.tiles_per_batch} per batch ({self.tiles_per_image} tiles per image)"
         if self.tile_source != "auto":
             tiles += f" [{self.tile_source}]"
         h, w = self.output_size
@@ -171,19 +174,28 @@ def plan_upscale(
     memory_budget: int | None = None,
     free_memory: int | Callable[[], int] | None = None,
     device=None,
-    **_ignored,
+    **upscale_only,
 ) -> UpscalePlan:
-    """Decide pre-scale, precision, tile and tiles per batch for an image of height x width; no work is done."""
+    """Decide pre-scale, precision, tile and tiles per batch for an image of height x width; no work is done.
+
+    Takes the same options as `upscale`, so a host can pass one options dict to both; those that
+    only matter while running (progress, cancel, ...) are accepted and ignored.
+    """
+    unknown = set(upscale_only) - UPSCALE_ONLY_OPTIONS
+    if unknown:
+        raise TypeError(f"plan_upscale() got unexpected options {sorted(unknown)}")
     scale = int(model.scale)
     device = torch.device(device) if device is not None else model_device(model)
     dtype = resolve_precision(precision, device, model)
     mh, mw = prescaled_size(height, width, scale, max_input_size)
     budget, free = memory.memory_budget(device, memory_budget, free_memory)
     multiple = tile_multiple(model)
-    ph, pw = memory.padded(mh, multiple), memory.padded(mw, multiple)
 
-    def cost(side: int, k: int = 1) -> int:
-        return memory.estimate_memory(model, min(side, ph), min(side, pw), k, dtype)
+    def cost(grid, k: int = 1) -> int:
+        return memory.estimate_memory(model, grid.tile_h, grid.tile_w, k, dtype, device)
+
+    def grid_of(side: int):
+        return tile_grid(mh, mw, side, overlap, scale, multiple)
 
     fixed = settings.tile_size(tile)
     if fixed is not None:
@@ -191,12 +203,15 @@ def plan_upscale(
         side = max(mh, mw) if fixed == 0 else align_down(fixed, multiple)
     else:
         source = "auto"
-        side = _largest_fitting_tile(cost, max(mh, mw), multiple, budget)
+        # the forecast for a tile side before balancing grows with the side: searchable, and balancing only shrinks
+        side = _largest_fitting_tile(
+            lambda t: memory.estimate_memory(model, min(t, mh), min(t, mw), 1, dtype, device),
+            max(mh, mw), multiple, budget,
+        )
     side = min(side, memory.padded(max(mh, mw), multiple))
-    overlap = max(0, min(overlap, side // 3))
-    n_tiles = tile_count(mh, mw, side, overlap, multiple)
+    grid = grid_of(side)
     per_batch = 1
-    while per_batch < min(n_tiles, MAX_TILES_PER_BATCH) and cost(side, per_batch + 1) <= budget:
+    while per_batch < min(len(grid), MAX_TILES_PER_BATCH) and cost(grid, per_batch + 1) <= budget:
         per_batch += 1
     return UpscalePlan(
         input_size=(height, width),
@@ -205,14 +220,14 @@ def plan_upscale(
         scale=scale,
         batch=batch,
         tile=side,
-        tile_h=min(side, ph),
-        tile_w=min(side, pw),
-        overlap=overlap,
-        tiles_per_image=n_tiles,
+        tile_h=grid.tile_h,
+        tile_w=grid.tile_w,
+        overlap=grid.overlap,
+        tiles_per_image=len(grid),
         tiles_per_batch=per_batch,
         dtype=dtype,
         device=device,
-        predicted_bytes=cost(side, per_batch),
+        predicted_bytes=cost(grid, per_batch),
         budget_bytes=budget,
         free_bytes=free,
         tile_source=source,
@@ -278,17 +293,17 @@ def upscale(
         precision=precision, max_input_size=max_input_size, memory_budget=memory_budget,
         free_memory=free_memory, device=device,
     )  # fmt: skip
-    if plan.prescaled:
+    if plan.prescaled:  # a warning: the user gets less resolution than they may expect
         (h, w), (mh, mw) = plan.input_size, plan.model_input_size
-        log.info(
-            "input %dx%d is larger than MAX_INPUT_SIZE=%d: downscaled to %dx%d first (set MAX_INPUT_SIZE=0 or use "
-            "the tiled upscale to keep full resolution)", w, h, settings.max_input_size(max_input_size), mw, mh,
+        log.warning(
+            "input %dx%d exceeds the single-pass limit (MAX_INPUT_SIZE=%d, output side <= %d): downscaled to %dx%d "
+            "first; set MAX_INPUT_SIZE=0 or use the tiled upscale to keep full resolution",
+            w, h, settings.max_input_size(max_input_size), settings.MAX_OUTPUT_SIDE, mw, mh,
         )  # fmt: skip
     log.info("%s", plan)
     report = UpscaleReport(plan=plan)
     out = images.new_output(plan.batch, *plan.output_size, kind, output_dtype)
-    with _prepared(model, plan.device, plan.dtype) as forward_fn:
-        forward = _Forward(forward_fn, model, plan, report)
+    with _prepared(model, plan.device, plan.dtype, report) as forward:
         runner = TileRunner(
             forward, plan.scale, tile_multiple(model), plan.tile, plan.tiles_per_batch, plan.overlap,
             oom=is_oom or default_is_oom, on_oom=lambda: _release(plan.device), progress=progress,
@@ -314,49 +329,38 @@ def upscale(
     return (result, report) if return_report else result
 
 
-class _Forward:
-    """CPU float32 tiles -> model on its device and dtype -> CPU float32 output, with the fp32 redo."""
+class _prepared:
+    """Context: a forward function for CPU float32 tiles, running the model on `device` in `dtype`.
 
-    def __init__(self, run: Callable[[torch.Tensor, torch.dtype], torch.Tensor], model, plan, report) -> None:
-        self.run, self.plan, self.report = run, plan, report
+    The model is moved to `device` for the run and moved back afterwards
+    (lossless).  Another dtype runs on a cast copy: casting the caller's weights
+    to half and back would round them for good.  A half-precision batch whose
+    output is not finite is redone in fp32 (engine.run_with_fallback) and counted.
+    """
 
-    def __call__(self, tiles: torch.Tensor) -> torch.Tensor:
-        out = self.run(tiles, self.plan.dtype)
-        if self.plan.dtype != torch.float32 and not torch.isfinite(out).all():
+    def __init__(self, model, device: torch.device, dtype: torch.dtype, report: UpscaleReport) -> None:
+        self.model, self.device, self.dtype, self.report = model, device, dtype, report
+
+    def __enter__(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        params = list(self.model.parameters()) if hasattr(self.model, "parameters") else []
+        self.home = params[0].device if params else None
+        if self.home is not None and self.home != self.device:
+            self.model.to(self.device)
+        same = not params or params[0].dtype == self.dtype
+        self.runner = self.model if same else copy.deepcopy(self.model).to(dtype=self.dtype)
+        return self._forward
+
+    def _forward(self, tiles: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            out = engine.run_with_fallback(self.runner, tiles.to(self.device, self.dtype, non_blocking=True))
+        if out.dtype != self.dtype:
             self.report.fp32_redos += 1
-            out = self.run(tiles, torch.float32)
         return out.float().cpu()
 
-
-class _prepared:
-    """Context: the model on `device` in `dtype` for the run (an fp32 copy made on demand), restored afterwards."""
-
-    def __init__(self, model, device: torch.device, dtype: torch.dtype) -> None:
-        self.model, self.device, self.dtype = model, device, dtype
-
-    def __enter__(self) -> Callable[[torch.Tensor, torch.dtype], torch.Tensor]:
-        params = list(self.model.parameters()) if hasattr(self.model, "parameters") else []
-        self.original = (params[0].device, params[0].dtype) if params else None
-        if params:
-            self.model.to(self.device, self.dtype)
-        return self._run
-
-    def _run(self, tiles: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        if dtype != self.dtype and self.original is not None:
-            self.model.to(dtype=dtype)  # rare: the fp32 redo of a non-finite half-precision batch
-            try:
-                return self._call(tiles, dtype)
-            finally:
-                self.model.to(dtype=self.dtype)
-        return self._call(tiles, dtype)
-
-    def _call(self, tiles: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        with torch.inference_mode():
-            return self.model(tiles.to(self.device, dtype, non_blocking=True))
-
     def __exit__(self, *exc) -> None:
-        if self.original is not None:
-            self.model.to(*self.original)
+        self.runner = None
+        if self.home is not None and self.home != self.device:
+            self.model.to(self.home)
 
 
 def _release(device: torch.device) -> None:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import swin2sr
-from swin2sr.tiling import Grid, axis_starts, axis_weights
+from swin2sr.tiling import Grid, axis_starts, axis_weights, balanced_tile
 from tests.tiling_models import NearestX4
 
 
@@ -42,3 +42,11 @@ def test_grid_reports_its_tiles_in_row_order():
     assert len(tiles) == len(grid) == len(grid.ys) * len(grid.xs)
     assert [t.row for t in tiles] == sorted(t.row for t in tiles)
     assert sum(t.last_in_row for t in tiles) == len(grid.ys)
+
+
+@pytest.mark.parametrize("length,tile,expected", [(256, 128, 96), (1024, 128, 128), (512, 128, 120), (100, 128, 100)])
+def test_tiles_shrink_to_share_the_image_evenly(length, tile, expected):
+    side = balanced_tile(length, tile, 16, 8)
+    assert side == expected and side <= tile
+    starts = axis_starts(length, side, 16, 8) if side < length else [0]
+    assert len(starts) == len(axis_starts(length, tile, 16, 8)) if tile < length else len(starts) == 1

@@ -102,10 +102,11 @@ def test_cancel_raises_between_batches_and_host_exceptions_propagate():
         swin2sr.upscale(NearestX4(), torch.rand(1, 3, 64, 64), tile=32, cancel=host_cancel)
 
 
-def test_model_is_put_back_where_it_was():
+def test_the_callers_model_is_left_as_it_was():
     model = NearestX4()
+    model.anchor.data.fill_(0.1234567)  # not representable in bf16: a cast and back would change it
     swin2sr.upscale(model, torch.rand(1, 3, 16, 16), precision="bf16")
-    assert model.anchor.dtype == torch.float32
+    assert model.anchor.dtype == torch.float32 and model.anchor.item() == torch.tensor(0.1234567).item()
 
 
 def test_sharpen_is_off_at_zero_and_adds_contrast_at_edges():
@@ -126,3 +127,10 @@ def test_sharpen_is_off_at_zero_and_adds_contrast_at_edges():
 )  # fmt: skip
 def test_target_size(kwargs, expected):
     assert swin2sr.target_size(100, 150, 4, **kwargs) == expected
+
+
+def test_plan_takes_upscales_options_but_not_typos():
+    plan = swin2sr.plan_upscale(NearestX4(), 100, 100, progress=print, cancel=None, return_report=True)
+    assert plan.output_size == (400, 400)
+    with pytest.raises(TypeError, match="tiel"):
+        swin2sr.plan_upscale(NearestX4(), 100, 100, tiel=64)

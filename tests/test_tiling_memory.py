@@ -58,7 +58,7 @@ def test_auto_tile_is_the_largest_that_fits_the_budget(caplog):
     assert plan.predicted_bytes <= budget < swin2sr.estimate_memory(model.config, plan.tile + 8, plan.tile + 8, 1)
     assert plan.tiles_per_image > 1
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("tile "))
-    assert f"tile {plan.tile}, 1 per batch" in line and "fp32" in line and "predicted" in line and "free" in line
+    assert plan.tile_h == plan.tile_w and f"tile {plan.tile_h}, 1 per batch" in line and "fp32" in line and "predicted" in line and "free" in line
 
 
 def test_host_free_memory_figure_is_used():

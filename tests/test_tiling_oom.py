@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import swin2sr
-from tests.tiling_models import FaultyModel, tiny_model
+from tests.tiling_models import MODEST_GAIN, FaultyModel, tiny_model
 
 X = torch.rand(1, 3, 128, 256, generator=torch.Generator().manual_seed(0))
 PLAN = dict(tile=128, overlap=16, max_input_size=0)  # 3 tiles of 128; the shrunk tile (64, overlap 16) is the seam target
@@ -16,7 +16,7 @@ ROUNDING = dict(atol=1e-4, rtol=0)
 
 @pytest.fixture(scope="module")
 def model():
-    return tiny_model("tiny_x4")
+    return tiny_model("tiny_x4", gain=MODEST_GAIN)  # the seam tests' stand-in for a trained model
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +70,8 @@ def test_shrunk_tile_stays_within_tiling_tolerance_and_later_tiles_use_it(model,
     assert psnr(out, clean[0]) >= 45
     assert_nothing_recomputed(faulty, finished_before_failure=1)
     first_tile = faulty.done[0]
-    assert first_tile.shape[-1] == 128, "the tile finished before the failure was kept"
-    assert all(t.shape[-1] == 64 for t in faulty.done[1:]), "later tiles did not use the size that worked"
+    assert max(first_tile.shape[-2:]) == 128, "the tile finished before the failure was kept"
+    assert all(max(t.shape[-2:]) <= 64 for t in faulty.done[1:]), "later tiles did not use the size that worked"
 
 
 def test_below_the_smallest_tile_the_error_is_clear(model):
