@@ -51,7 +51,9 @@ def read_file(path: Path, notes: list[str]) -> tuple[object, dict[str, str]]:
 
 def _torch_load(path: Path, kind: str) -> object:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        # torch.serialization.load, not torch.load: A1111 replaces the torch.load attribute with a checker that
+        # returns None for archives written by current torch (AUTOMATIC1111/stable-diffusion-webui#16350).
+        return torch.serialization.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(_refused_pickle_message(path, str(exc))) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
