@@ -109,7 +109,10 @@ class WindowAttention(nn.Module):
         return bias
 
     def forward(self, x: torch.Tensor, tables: torch.Tensor, runs: list[tuple[int, int, int]]) -> torch.Tensor:
-        """x: [W * N, C], the tokens of W whole windows; windows [a, b) take bias table `tables[t]` for (a, b, t) in runs."""
+        """x: [W * N, C], the tokens of W whole windows.
+
+        For each (a, b, t) in `runs`, windows a..b-1 take the bias table `tables[t]` [heads, N, N].
+        """
         tokens, c = x.shape
         n, heads = self.window_size**2, self.num_heads
         qkv_bias = torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
