@@ -108,15 +108,18 @@ class WindowAttention(nn.Module):
             self._tables[key] = (version, bias)
         return bias
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """x: [W * N, C], the tokens of W whole windows; bias: [heads, N, N] shared by all W windows."""
+    def forward(self, x: torch.Tensor, tables: torch.Tensor, runs: list[tuple[int, int, int]]) -> torch.Tensor:
+        """x: [W * N, C], the tokens of W whole windows.
+
+        For each (a, b, t) in `runs`, windows a..b-1 take the bias table `tables[t]` [heads, N, N].
+        """
         tokens, c = x.shape
         n, heads = self.window_size**2, self.num_heads
         qkv_bias = torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
         qkv = engine.linear(x, self.qkv.weight, qkv_bias)
         qkv = qkv.view(tokens // n, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
         q, k = self.cosine_qk(qkv[:2]).unbind(0)
-        out = engine.window_attention(q, k, qkv[2], bias)
+        out = engine.window_attention(q, k, qkv[2], tables, runs)
         return engine.linear(out.transpose(1, 2).reshape(tokens, c), self.proj.weight, self.proj.bias)
 
     def cosine_qk(self, qk: torch.Tensor) -> torch.Tensor:

@@ -1,13 +1,12 @@
 """Compute kernels of the fast path, chosen per device, and the half-precision fallback.
 
-The network code in `arch.py` / `attention.py` calls three primitives from
-here -- `linear`, `window_attention` and `add_` -- so that the choice of kernel
-lives in one place:
+The network code in `arch.py` / `attention.py` calls the primitives below, so
+that the choice of kernel lives in one place:
 
 * `linear`: on CPU in fp32/bf16 without autograd, a oneDNN matmul on a weight
   reordered ("prepacked") once and cached.  PyTorch's default `F.linear` goes
   to MKL, which runs AVX2 code on AMD processors; the prepacked oneDNN kernel
-  measured about 2x faster for these shapes (see benchmarks/bench_engine.py).
+  measured about 2x faster for these shapes (4096 x 180 x 540 matmuls).
   GELU is fused into the matmul the same way.
 * `window_attention`: on CUDA `F.scaled_dot_product_attention` (its
   memory-efficient kernel keeps no score tensor); on CPU batched matmul +
@@ -90,23 +89,37 @@ def conv_layout(x: torch.Tensor) -> torch.Tensor:
 ATTENTION_KERNELS = {"cpu": "matmul"}
 
 
-def window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+def window_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tables: torch.Tensor, runs: list[tuple[int, int, int]]
+) -> torch.Tensor:
     """softmax(q @ k^T + bias) @ v over [windows, heads, N, d]; q already carries the logit scale.
 
-    `bias` [heads, N, N] is the position bias plus, for shifted windows, the
-    shift-mask pattern shared by every window of the chunk.  It is float32
-    when q is half precision: the logits reach +-100, where a bf16 step is 0.5,
-    so the bias is added and the softmax taken in float32 (one rounding of the
-    logits instead of three, as in the official code run in bf16).
+    Windows [a, b) take the bias `tables[t]` [heads, N, N] for each (a, b, t)
+    in `runs`: the position bias plus, for shifted windows, their shift-mask
+    pattern.  The tables are float32 when q is half precision: logits reach
+    +-100, where a bf16 step is 0.5, so the bias is added and the softmax taken
+    in float32 (one rounding of the logits instead of three, as in the
+    official code run in bf16).
     """
     if ATTENTION_KERNELS.get(q.device.type, "sdpa") == "sdpa":
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), scale=1.0)
+        return torch.cat(
+            [F.scaled_dot_product_attention(q[a:b], k[a:b], v[a:b], attn_mask=tables[t].to(q.dtype), scale=1.0)
+             for a, b, t in runs]
+        )
+    scores = _add_bias(torch.matmul(q, k.transpose(-2, -1)), tables, runs)
     if torch.is_grad_enabled():
-        return torch.softmax(q @ k.transpose(-2, -1) + bias, dim=-1).to(v.dtype) @ v
-    scores = torch.matmul(q, k.transpose(-2, -1))
-    scores = scores.add_(bias) if scores.dtype == bias.dtype else torch.add(bias, scores)
+        return torch.softmax(scores, dim=-1).to(v.dtype) @ v
     torch.ops.aten._softmax.out(scores, -1, False, out=scores)  # in place: the kernel works row by row
     return torch.matmul(scores.to(v.dtype), v)
+
+
+def _add_bias(scores: torch.Tensor, tables: torch.Tensor, runs: list[tuple[int, int, int]]) -> torch.Tensor:
+    if torch.is_grad_enabled():
+        return torch.cat([scores[a:b] + tables[t] for a, b, t in runs])
+    scores = scores.to(tables.dtype)
+    for a, b, t in runs:
+        scores[a:b].add_(tables[t])
+    return scores
 
 
 def model_dtype(model: nn.Module) -> torch.dtype:
