@@ -335,6 +335,7 @@ class ManagedRun:
     """
 
     def __init__(self, upscale_models: list[Any], images: torch.Tensor, **options: Any) -> None:
+        core_images.check_upscalable(images)  # an empty batch or NaN pixels: say so before loading anything
         self.models = [core_model(m) for m in upscale_models]
         self.device = mm.get_torch_device()
         precision = resolve_precision(model_precision(upscale_models), self.device)

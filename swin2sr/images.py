@@ -46,14 +46,39 @@ class ImageKind:
 
 
 def read_batch(image, layout: str | None = None) -> tuple[torch.Tensor, ImageKind]:
-    """Any supported image -> (float32 [B, C, H, W] clamped to 0..1 on the CPU, its ImageKind)."""
+    """Any supported image -> (float32 [B, C, H, W] clamped to 0..1 on the CPU, its ImageKind).
+
+    Refuses empty batches and non-finite values up front, with the cause and the fix, rather than
+    failing deep inside the model or returning a black image.
+    """
     if Image is not None and isinstance(image, Image.Image):
-        return _read_pil(image)
-    if isinstance(image, np.ndarray):
-        return _read_numpy(image)
-    if isinstance(image, torch.Tensor):
-        return _read_torch(image, layout)
-    raise TypeError(f"unsupported image type {type(image).__name__}: pass a PIL image, a numpy HWC array or a tensor")
+        batch, kind = _read_pil(image)
+    elif isinstance(image, np.ndarray):
+        batch, kind = _read_numpy(image)
+    elif isinstance(image, torch.Tensor):
+        batch, kind = _read_torch(image, layout)
+    else:
+        raise TypeError(
+            f"unsupported image type {type(image).__name__}: pass a PIL image, a numpy HWC array or a tensor"
+        )
+    check_upscalable(batch)
+    return batch, kind
+
+
+def check_upscalable(bchw: torch.Tensor) -> None:
+    """Raise a ValueError naming the problem when there is nothing sensible to upscale."""
+    if bchw.numel() == 0:
+        raise ValueError(
+            f"the image batch is empty (shape {tuple(bchw.shape)} as [B,C,H,W]): nothing to upscale; "
+            "check the step that produced it"
+        )
+    bad = int(bchw.isnan().sum())
+    if bad:
+        raise ValueError(
+            f"the image contains {bad} NaN values, so nothing was upscaled; they usually come from a VAE decode in "
+            "half precision: decode in fp32 (ComfyUI --fp32-vae, A1111 --no-half-vae) or fix the step that "
+            "produced them"
+        )
 
 
 def _read_pil(image) -> tuple[torch.Tensor, ImageKind]:

@@ -375,6 +375,15 @@ def test_values_outside_0_1_are_clamped(comfy):
     torch.testing.assert_close(upscale(comfy, model, image), upscale(comfy, model, image.clamp(0, 1)))
 
 
+@pytest.mark.parametrize("bad,problem", [(torch.zeros(0, 24, 20, 3), "empty"), (torch.full((1, 24, 20, 3), float("nan")), "NaN")])
+def test_empty_or_nan_batches_are_named_before_anything_loads(comfy, bad, problem):
+    model = load(comfy)
+    with pytest.raises(ValueError, match=problem):
+        upscale(comfy, model, bad)
+    with pytest.raises(ValueError, match=problem):
+        tiled(comfy, model, bad)
+
+
 def test_rgba_keeps_its_alpha(comfy):
     model = load(comfy)
     rgba = images(channels=4)

@@ -82,3 +82,25 @@ def test_unsupported_input_is_a_clear_error():
         swin2sr.upscale(NearestX4(), [[0.5]])
     with pytest.raises(ValueError, match="channels"):
         swin2sr.upscale(NearestX4(), torch.rand(1, 7, 9, 9))
+
+
+def test_an_empty_batch_is_a_clear_error_not_a_crash():
+    with pytest.raises(ValueError, match="empty"):
+        swin2sr.upscale(NearestX4(), torch.zeros(0, H, W, 3))
+
+
+@pytest.mark.parametrize("image", [torch.full((1, H, W, 3), float("nan")), np.full((H, W, 3), np.nan, np.float32)])
+def test_nan_pixels_are_refused_with_the_likely_cause(image):
+    with pytest.raises(ValueError, match="NaN.*fp32"):
+        swin2sr.upscale(NearestX4(), image)
+
+
+def test_infinities_are_clamped_like_any_out_of_range_value():
+    x = torch.rand(1, H, W, 3)
+    x[0, 0, 0] = float("inf")
+    out = swin2sr.upscale(NearestX4(), x, max_input_size=0)
+    assert torch.isfinite(out).all() and out.max() == 1.0
+
+
+def test_a_one_pixel_image_upscales():
+    assert swin2sr.upscale(NearestX4(), Image.new("RGB", (1, 1))).size == (4, 4)
