@@ -110,8 +110,6 @@ def build_model(
     model = Swin2SR(checkpoint.config)
     load_weights(model, checkpoint.state, checkpoint.origin)
     model.variant = checkpoint.variant
-    if not hasattr(type(model), "tile_multiple"):  # until the network defines it itself
-        model.tile_multiple = checkpoint.config.window_size
     model.eval().requires_grad_(False)
     return model.to(device=device, dtype=dtype)
 
