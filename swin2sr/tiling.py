@@ -14,8 +14,10 @@ into the output -- no weight buffer, no hard cut.  Pixels right at a tile's
 edge (the least context) get weight zero when the overlap is wider than the ramp.
 
 Runner: tiles go through the model in batches, row by row, into a `StripCanvas`
-that holds only the output rows still being blended and writes finished rows
-into the caller's preallocated buffer.  When a batch runs out of memory it is
+that holds only the output rows still being blended; `TileRunner.rows` yields
+each band of rows as soon as every tile touching it is added, so the caller
+decides where rows go (`fill` a preallocated buffer, or a streaming file
+writer: swin2sr.files).  There is one runner for both.  When a batch runs out of memory it is
 split (fewer tiles per batch); at one tile per batch the tile side is halved
 and each remaining tile is computed as a tiled image of its own with the smaller
 tiles -- finished tiles are kept, later tiles use the size that worked.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from typing import Callable
 
 import torch
@@ -170,17 +173,20 @@ def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
 
 
 class StripCanvas:
-    """Float32 accumulator for the output rows still being blended; finished rows go to `out` ([C, H, W])."""
+    """Float32 accumulator for the output rows still being blended ([C, rows, width]); finished rows are taken out.
 
-    def __init__(self, out: torch.Tensor, final: bool = True) -> None:
-        self.out = out
-        self.final = final  # final output: clamp and round; an intermediate tile: keep raw values
+    It holds a band of rows: from the first row not yet finished to the bottom of the
+    tiles added so far, so its size follows the image width and the tile height, not the image.
+    """
+
+    def __init__(self, height: int, width: int, channels: int = 3) -> None:
+        self.height, self.width = height, width
         self.top = 0
-        self.buf = out.new_zeros((out.shape[0], 0, out.shape[2]), dtype=torch.float32)
+        self.buf = torch.zeros((channels, 0, width), dtype=torch.float32)
 
     def add(self, y: int, x: int, values: torch.Tensor) -> None:
-        """Add weighted tile output `values` [C, h, w] at output position (y, x); what falls outside `out` is dropped."""
-        values = values[:, : self.out.shape[1] - y, : self.out.shape[2] - x]
+        """Add weighted tile output `values` [C, h, w] at output position (y, x); what falls outside is dropped."""
+        values = values[:, : self.height - y, : self.width - x]
         bottom = y + values.shape[1]
         if bottom > self.top + self.buf.shape[1]:
             grown = self.buf.new_zeros((self.buf.shape[0], bottom - self.top, self.buf.shape[2]))
@@ -188,18 +194,27 @@ class StripCanvas:
             self.buf = grown
         self.buf[:, y - self.top : bottom - self.top, x : x + values.shape[2]] += values
 
-    def flush(self, until: int) -> None:
-        """Rows above `until` are final: store them and drop them from the strip."""
-        until = min(until, self.out.shape[1])
+    def take(self, until: int) -> torch.Tensor | None:
+        """Rows above `until` are final: hand them over ([C, n, width], blended, not clamped) and drop them."""
+        until = min(until, self.height)
         n = until - self.top
         if n <= 0:
-            return
-        if self.final:
-            images.store(self.out[:, self.top : until], self.buf[:, :n])
-        else:
-            self.out[:, self.top : until] = self.buf[:, :n]
-        self.buf = self.buf[:, n:].clone()
+            return None
+        done, self.buf = self.buf[:, :n], self.buf[:, n:].clone()
         self.top = until
+        return done
+
+
+def fill(out: torch.Tensor, bands: Iterable[torch.Tensor], final: bool = True) -> None:
+    """Write row bands (top to bottom) into `out` [C, H, W]: clamped and rounded to its dtype when final, else raw."""
+    top = 0
+    for band in bands:
+        target = out[:, top : top + band.shape[1]]
+        if final:
+            images.store(target, band)
+        else:
+            target.copy_(band)
+        top += band.shape[1]
 
 
 @dataclass
@@ -243,14 +258,22 @@ class TileRunner:
         self.stats = RunStats()
         self.min_tile = max(MIN_TILE, multiple)
 
+    def rows(self, image: torch.Tensor) -> Iterator[torch.Tensor]:
+        """Upscale one image [1, 3, H, W]; yields its output rows top to bottom, as soon as they are blended.
+
+        Each band is float32 [3, n, W*s], not clamped (`fill` or a streaming writer finishes it);
+        together they cover the H*s rows once.
+        """
+        return self._rows(image, self.tile, top_level=True)
+
     def run(self, image: torch.Tensor, out: torch.Tensor) -> None:
         """Upscale one image [1, 3, H, W] into `out` [3, H*s, W*s] (any dtype; values stored clamped)."""
-        self._run(image, out, self.tile, top_level=True)
+        fill(out, self.rows(image))
 
-    def _run(self, image: torch.Tensor, out: torch.Tensor, tile: int, top_level: bool) -> None:
+    def _rows(self, image: torch.Tensor, tile: int, top_level: bool) -> Iterator[torch.Tensor]:
+        canvas = StripCanvas(image.shape[-2] * self.scale, image.shape[-1] * self.scale)
         image = pad_to_multiple(image, self.multiple)
         grid = tile_grid(image.shape[-2], image.shape[-1], tile, self.overlap, self.scale, self.multiple)
-        canvas = StripCanvas(out, final=top_level)
         pending = grid.tiles()
         i = 0
         while i < len(pending):
@@ -263,8 +286,9 @@ class TileRunner:
                     continue
             for tile_, values in zip(pending[i : i + len(results)], results):
                 canvas.add(tile_.y * self.scale, tile_.x * self.scale, values * grid.weight(tile_))
-                if tile_.last_in_row:
-                    canvas.flush(grid.next_row_top(tile_))
+                finished = canvas.take(grid.next_row_top(tile_)) if tile_.last_in_row else None
+                if finished is not None:
+                    yield finished
             i += len(results)
             if top_level:
                 self.stats.tiles_done += len(results)
@@ -307,7 +331,7 @@ class TileRunner:
         """One tile of `grid` computed as an image of its own with the current (smaller) tile."""
         crop = self._crop(image, grid, tile)
         values = torch.zeros((3, grid.tile_h * self.scale, grid.tile_w * self.scale))
-        self._run(crop, values, self.tile, top_level=False)
+        fill(values, self._rows(crop, self.tile, top_level=False), final=False)
         return values
 
     def _check_cancel(self) -> None:

@@ -1,0 +1,1 @@
+"""Reading and writing images, one module per family (no model code)."""
