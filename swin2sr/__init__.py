@@ -3,6 +3,7 @@
 from .arch import Swin2SR, Swin2SRConfig
 from .engine import run_with_fallback
 from .faces import FaceBox
+from .files import FileReport, upscale_file
 from .foreign import SpandrelModel, load_any_model
 from .loader import BUILTIN_MODELS, CheckpointError, load_model
 from .memory import estimate_memory, memory_budget
@@ -14,6 +15,7 @@ __all__ = [
     "BUILTIN_MODELS",
     "CheckpointError",
     "FaceBox",
+    "FileReport",
     "PipelineReport",
     "RefinedRegion",
     "SpandrelModel",
@@ -35,4 +37,5 @@ __all__ = [
     "target_size",
     "two_stage",
     "upscale",
+    "upscale_file",
 ]

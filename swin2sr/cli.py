@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .io import check_output_path, read_image, write_image
+from .io import check_output_path
 
 log = logging.getLogger("swin2sr")
 
@@ -105,17 +105,15 @@ def run_upscale(args: argparse.Namespace) -> int:
 
     check_output_path(args.output)
     options = processing_options(args)
-    image, info = read_image(args.input)
     model = swin2sr.load_any_model(args.model, device=options["device"])
     log.info("model: %s", model.variant)
     bar = TextProgressBar(sys.stderr if not args.quiet else None, label=f"upscaling {args.input.name}")
     try:
-        result, report = swin2sr.upscale(model, image, **options, progress=bar, return_report=True)
+        report = swin2sr.upscale_file(model, args.input, args.output, **options, progress=bar)
     finally:
         bar.close()
+    log.info("%s", report.upscale)
     log.info("%s", report)
-    write_image(result, args.output, info)
-    log.info("wrote %s", args.output)
     return 0
 
 

@@ -293,16 +293,26 @@ def upscale(
         model, image, layout=layout, tile=tile, overlap=overlap, precision=precision, max_input_size=max_input_size,
         memory_budget=memory_budget, free_memory=free_memory, device=device,
     )  # fmt: skip
+    result, report = upscale_planned(model, job, output_dtype=output_dtype, progress=progress, cancel=cancel,
+                                     is_oom=is_oom)  # fmt: skip
+    finish_report(report, started)
+    return (result, report) if return_report else result
+
+
+def upscale_planned(model, job: PlannedInput, *, output_dtype=None, **run) -> tuple[object, UpscaleReport]:
+    """Upscale an image already read and planned (`read_and_plan`) into memory: (result, report).
+
+    run: progress, cancel, is_oom as for `upscale`.  The caller's `job` is emptied (its float
+    input is not needed for the conversion back, which makes a copy of the output).
+    """
     plan, report = job.plan, UpscaleReport(plan=job.plan)
     out = images.new_output(plan.batch, *plan.output_size, job.kind, output_dtype)
-    with tile_runner(model, plan, report, progress=progress, cancel=cancel, is_oom=is_oom) as runner:
+    with tile_runner(model, plan, report, **run) as runner:
         for b in range(plan.batch):
             fill(out[b], runner.rows(images.resize(job.color[b : b + 1], *plan.model_input_size)))
     alpha = None if job.alpha is None else images.resize_alpha(job.alpha, *plan.output_size)
-    kind, job = job.kind, None  # the float input is not needed for the conversion back (a PIL copy of the output is)
-    result = images.finish(out, alpha, kind)
-    finish_report(report, started)
-    return (result, report) if return_report else result
+    job.color = job.alpha = None
+    return images.finish(out, alpha, job.kind), report
 
 
 @dataclass

@@ -19,6 +19,8 @@ Encoders (measured in README "Streaming large outputs"):
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import os
 import struct
 import tempfile
@@ -29,6 +31,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+
+log = logging.getLogger("swin2sr")
 
 STREAMING_FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF"}
 PNG_BAND_ROWS = 32  # rows filtered and compressed at a time: a few MB of temporaries even at 16000 px wide
@@ -45,6 +49,8 @@ class RasterSpec:
     channels: int
     dtype: np.dtype  # uint8 or uint16
     dpi: tuple[float, float] | None = None
+    icc_profile: bytes | None = None
+    exif: bytes | None = None  # PNG only (an eXIf chunk); TIFF keeps the ICC profile and DPI
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype", np.dtype(self.dtype))
@@ -59,8 +65,24 @@ class RasterSpec:
 
 
 def streaming_format(path: str | os.PathLike) -> str | None:
-    """'PNG' or 'TIFF' when the suffix names a format we can stream, else None."""
-    return STREAMING_FORMATS.get(Path(path).suffix.lower())
+    """'PNG' or 'TIFF' when the suffix names a format we can stream here, else None.
+
+    TIFF needs tifffile (the `tiff` extra); without it TIFF is not streamed, said once in the log.
+    """
+    kind = STREAMING_FORMATS.get(Path(path).suffix.lower())
+    if kind == "TIFF" and not _has_tifffile():
+        return None
+    return kind
+
+
+@functools.cache
+def _has_tifffile() -> bool:
+    try:
+        import tifffile  # noqa: F401
+    except ImportError:
+        log.warning("TIFF outputs are written in memory, not streamed: %s to stream them", TIFF_EXTRA)
+        return False
+    return True
 
 
 def write_rows(
@@ -78,7 +100,7 @@ def write_rows(
     of `tiff_rows_per_strip` rows.  Any exception from the bands (an error, UpscaleCancelled,
     KeyboardInterrupt) propagates and leaves no file behind.
     """
-    kind = streaming_format(path)
+    kind = STREAMING_FORMATS.get(Path(path).suffix.lower())
     if kind is None:
         raise ValueError(f"cannot stream {Path(path).name!r}: streamed outputs are {', '.join(STREAMING_FORMATS)}")
     bands = _checked(bands, spec)
@@ -149,9 +171,13 @@ def _write_png(f: BinaryIO, spec: RasterSpec, bands: Iterable[np.ndarray], level
     bits = 8 * spec.dtype.itemsize
     f.write(PNG_SIGNATURE)
     _chunk(f, b"IHDR", struct.pack(">IIBBBBB", spec.width, spec.height, bits, PNG_COLOR_TYPES[spec.channels], 0, 0, 0))
+    if spec.icc_profile:
+        _chunk(f, b"iCCP", b"icc\x00\x00" + zlib.compress(spec.icc_profile))
     if spec.dpi:
         per_meter = [round(d / 0.0254) for d in spec.dpi]
         _chunk(f, b"pHYs", struct.pack(">IIB", *per_meter, 1))
+    if spec.exif:
+        _chunk(f, b"eXIf", spec.exif.removeprefix(b"Exif\x00\x00"))
     compressor = zlib.compressobj(level)
     previous = np.zeros(spec.width * spec.channels * spec.dtype.itemsize, np.uint8)
     for band in rebanded(bands, PNG_BAND_ROWS):
@@ -211,6 +237,7 @@ def _write_tiff(
         bigtiff=spec.nbytes > BIGTIFF_ABOVE,
         resolution=spec.dpi,
         resolutionunit="INCH" if spec.dpi else None,
+        iccprofile=spec.icc_profile,
         metadata=None,
     )
     if tile:
