@@ -30,6 +30,7 @@ from .upscale import PlannedInput, UpscaleReport, finish_report, read_and_plan, 
 log = logging.getLogger("swin2sr")
 
 RUN_OPTIONS = ("progress", "cancel", "is_oom")  # upscale options that are not planning options
+CONVERT_ROWS = 64  # rows converted at a time
 ALPHA_MARGIN = 2  # input rows around a band that its bilinear alpha reads (the filter's reach, plus one)
 
 
@@ -92,7 +93,7 @@ def upscale_file(
         return _file_report(src, dst, result_size(result), False, report, started)
     report = UpscaleReport(plan=job.plan)
     with tile_runner(model, job.plan, report, **run) as runner:
-        bands = runner.rows(images.resize(job.color, *job.plan.model_input_size))
+        bands = runner.rows(images.resize(job.color, *job.plan.model_input_size), pixels.storage)
         spec = pixels.spec(info)
         write_rows(dst, spec, pixels.bands(bands), compress_level=compress_level, tiff_tile=tiff_tile)
     finish_report(report, started)
@@ -102,7 +103,7 @@ def upscale_file(
 class FilePixels:
     """Turns the tiler's float row bands into the file's pixel rows, as `upscale` + `write_image` would.
 
-    Per band: round into the output storage (`images.store`), gray and alpha back
+    Per band (already rounded into the output storage by the tiler): gray and alpha back
     (`images.finish`, with the alpha rows resized for this band only), then the mode the format
     stores (`storable_image`).  A 1x1 band tried up front tells whether the result is streamable
     (8- or 16-bit, 1-4 channels) and the file's channels and sample type.
@@ -113,7 +114,7 @@ class FilePixels:
         self.storage = images.output_storage(job.kind)
         self.alpha = AlphaRows(job.alpha, *job.plan.output_size) if job.alpha is not None else None
         self.height, self.width = job.plan.output_size
-        probe = torch.zeros((3, 1, 1))
+        probe = torch.zeros((3, 1, 1), dtype=self.storage)
         sample = self._pixels(probe, None if job.alpha is None else torch.zeros((1, 1, 1, 1)))
         self.channels = 1 if sample.ndim == 2 else sample.shape[-1]
         self.dtype = sample.dtype
@@ -127,17 +128,16 @@ class FilePixels:
         )  # fmt: skip
 
     def bands(self, bands: Iterator[torch.Tensor]) -> Iterator[np.ndarray]:
+        """The file's pixel rows for the tiler's bands (in `self.storage`), a few rows at a time."""
         top = 0
         for band in bands:
-            bottom = top + band.shape[1]
-            alpha = self.alpha.rows(top, bottom) if self.alpha is not None else None
-            yield self._pixels(band, alpha)
-            top = bottom
+            for rows in band.split(CONVERT_ROWS, dim=1):  # keeps the conversion's temporaries small
+                bottom = top + rows.shape[1]
+                yield self._pixels(rows, self.alpha.rows(top, bottom) if self.alpha is not None else None)
+                top = bottom
 
     def _pixels(self, band: torch.Tensor, alpha: torch.Tensor | None) -> np.ndarray:
-        stored = torch.empty(band.shape, dtype=self.storage)
-        images.store(stored, band)
-        result = images.finish(stored[None], alpha, self.kind)
+        result = images.finish(band[None], alpha, self.kind)
         if not (isinstance(result, np.ndarray) and result.dtype == np.uint16):  # 16-bit colour streams as it is
             result = storable_image(result, self.format)
         return np.asarray(result)

@@ -309,7 +309,7 @@ def upscale_planned(model, job: PlannedInput, *, output_dtype=None, **run) -> tu
     out = images.new_output(plan.batch, *plan.output_size, job.kind, output_dtype)
     with tile_runner(model, plan, report, **run) as runner:
         for b in range(plan.batch):
-            fill(out[b], runner.rows(images.resize(job.color[b : b + 1], *plan.model_input_size)))
+            fill(out[b], runner.rows(images.resize(job.color[b : b + 1], *plan.model_input_size), out.dtype))
     alpha = None if job.alpha is None else images.resize_alpha(job.alpha, *plan.output_size)
     job.color = job.alpha = None
     return images.finish(out, alpha, job.kind), report
