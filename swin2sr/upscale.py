@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from . import engine, memory, settings
+from .arguments import check_model, check_upscale_options, whole_number
 from .io import images
 from .tiling import MIN_TILE, TileRunner, UpscaleCancelled, align_down, tile_grid
 from .tiling import is_oom as default_is_oom
@@ -185,6 +186,11 @@ def plan_upscale(
     unknown = set(upscale_only) - UPSCALE_ONLY_OPTIONS
     if unknown:
         raise TypeError(f"plan_upscale() got unexpected options {sorted(unknown)}")
+    check_model(model)
+    check_upscale_options(tile=tile, overlap=overlap, precision=precision, max_input_size=max_input_size,
+                          memory_budget=memory_budget, free_memory=free_memory, device=device)  # fmt: skip
+    for name, value in (("height", height), ("width", width), ("batch", batch)):
+        whole_number(name, value, minimum=1)
     scale = int(model.scale)
     device = torch.device(device) if device is not None else model_device(model)
     dtype = resolve_precision(precision, device, model)
@@ -287,6 +293,12 @@ def upscale(
     return_report: also return an UpscaleReport (str() is the one-line summary).
     """
     started = time.perf_counter()
+    check_model(model)
+    check_upscale_options(tile=tile, overlap=overlap, precision=precision, max_input_size=max_input_size,
+                          memory_budget=memory_budget, free_memory=free_memory, device=device)  # fmt: skip
+    for name, function in (("progress", progress), ("cancel", cancel), ("is_oom", is_oom)):
+        if function is not None and not callable(function):
+            raise TypeError(f"{name} must be a function or None, got {type(function).__name__}")
     batch, kind = images.read_batch(image, layout)
     color, alpha = images.split_alpha(batch, kind)
     plan = plan_upscale(
