@@ -3,12 +3,12 @@
 from .arch import Swin2SR, Swin2SRConfig
 from .engine import run_with_fallback
 from .faces import FaceBox
-from .files import FileReport, upscale_file
 from .foreign import SpandrelModel, load_any_model
 from .loader import BUILTIN_MODELS, CheckpointError, load_model
 from .memory import estimate_memory, memory_budget
 from .pipelines import PipelineReport, RefinedRegion, TwoStageReport, refine_faces, two_stage
 from .tiling import UpscaleCancelled, is_oom
+from .upscale_files import FileReport, upscale_file
 from .upscale import UpscalePlan, UpscaleReport, plan_upscale, sharpen, target_size, upscale
 
 __all__ = [

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .io import check_output_path
-
 log = logging.getLogger("swin2sr")
+
+DEBUG_ENV = "SWIN2SR_DEBUG"  # set to 1 for tracebacks, like --debug
 
 def add_info_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("info", help="print the detected Swin2SR variant and configuration")
@@ -43,8 +44,8 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def add_upscale_command(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("upscale", help="upscale an image file (PNG, JPEG, WebP)")
-    parser.add_argument("input", type=Path, help="image to upscale")
+    parser = subparsers.add_parser("upscale", help="upscale an image file (PNG, JPEG, WebP, TIFF, GIF, APNG ...)")
+    parser.add_argument("input", type=Path, help="image to upscale (animated GIF/APNG/WebP: every frame)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output image; the suffix picks the format")
     parser.add_argument("--model", default="builtin-x4", help="checkpoint path or builtin-x4 / builtin-x2")
     add_processing_options(parser)
@@ -56,10 +57,10 @@ def add_processing_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps ... (default: cuda when available)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
     parser.add_argument("--tile", type=_tile_arg, default="auto", help="tile side in input pixels, or auto")
-    parser.add_argument("--overlap", type=int, default=16, help="tile overlap in input pixels (default 16)")
+    parser.add_argument("--overlap", type=_count_arg, default=16, help="tile overlap in input pixels (default 16)")
     parser.add_argument(
         "--max-input-size",
-        type=int,
+        type=_count_arg,
         default=None,
         help="downscale inputs whose longest side exceeds this first (0: never; default: env MAX_INPUT_SIZE or "
         "1024, or 0 when --tile is given)",
@@ -92,27 +93,46 @@ def _tile_arg(value: str) -> int | str:
     return tile
 
 
+def _count_arg(value: str) -> int:
+    """A whole number >= 0 (argparse prints the one-line error naming the flag)."""
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, not {value!r}") from None
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {count}")
+    return count
+
+
 def resolve_device(name: str | None) -> str:
+    """The --device value after checking it exists here (one-line error otherwise); default cuda if present."""
     import torch
 
+    from .arguments import check_device
+
     if name:
-        return name
+        try:
+            return str(check_device(name))
+        except ValueError as exc:
+            raise ValueError(f"--device: {exc}") from None
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def run_upscale(args: argparse.Namespace) -> int:
     import swin2sr
+    from swin2sr import upscale_files
 
-    check_output_path(args.output)
+    upscale_files.check_file_paths(args.input, args.output)
     options = processing_options(args)
     model = swin2sr.load_any_model(args.model, device=options["device"])
     log.info("model: %s", model.variant)
     bar = TextProgressBar(sys.stderr if not args.quiet else None, label=f"upscaling {args.input.name}")
     try:
-        report = swin2sr.upscale_file(model, args.input, args.output, **options, progress=bar)
+        report = upscale_files.upscale_file(model, args.input, args.output, progress=bar, **options)
     finally:
         bar.close()
-    log.info("%s", report.upscale)
+    if report.upscale is not None:
+        log.info("%s", report.upscale)
     log.info("%s", report)
     return 0
 
@@ -161,6 +181,7 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="swin2sr", description="Swin2SR image super-resolution")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    parser.add_argument("--debug", action="store_true", help=f"print the traceback of an error (or set {DEBUG_ENV}=1)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_command in COMMANDS:
         add_command(subparsers)
@@ -168,13 +189,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; every failure is one line on stderr and exit code 1 (130 on Ctrl-C) unless --debug."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(format="%(message)s", level=logging.WARNING if args.quiet else logging.INFO, force=True)
+    debug = args.debug or os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
     try:
         return args.run(args)
-    except ValueError as exc:  # CheckpointError included: messages written for the user
-        print(f"swin2sr {args.command}: error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print(f"\nswin2sr {args.command}: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"swin2sr {args.command}: error: {error_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for any error: our messages as they are (written for the user), others with their kind."""
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        text = "out of memory even at the smallest tile; try --precision fp16/bf16, --device cpu or a smaller input"
+    elif isinstance(exc, (ValueError, TypeError)):  # CheckpointError included
+        text = str(exc)
+    elif isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    else:
+        text = f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback and report it)"
+    return " ".join(text.split())

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from . import engine, memory, settings
+from .arguments import check_model, check_upscale_options, whole_number
 from .io import images
 from .tiling import MIN_TILE, TileRunner, UpscaleCancelled, align_down, fill, tile_grid
 from .tiling import is_oom as default_is_oom
@@ -30,6 +31,8 @@ log = logging.getLogger("swin2sr")
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 MAX_TILES_PER_BATCH = 16
+PLANNING_DEFAULTS = dict(tile="auto", overlap=16, precision="auto", max_input_size=None, memory_budget=None,
+                         free_memory=None, device=None)  # fmt: skip
 UPSCALE_ONLY_OPTIONS = {"progress", "cancel", "is_oom", "output_dtype", "layout", "return_report"}
 
 __all__ = ["UpscaleCancelled", "UpscalePlan", "UpscaleReport", "plan_upscale", "sharpen", "target_size", "upscale"]
@@ -187,6 +190,11 @@ def plan_upscale(
     unknown = set(upscale_only) - UPSCALE_ONLY_OPTIONS
     if unknown:
         raise TypeError(f"plan_upscale() got unexpected options {sorted(unknown)}")
+    check_model(model)
+    check_upscale_options(tile=tile, overlap=overlap, precision=precision, max_input_size=max_input_size,
+                          memory_budget=memory_budget, free_memory=free_memory, device=device)  # fmt: skip
+    for name, value in (("height", height), ("width", width), ("batch", batch)):
+        whole_number(name, value, minimum=1)
     scale = int(model.scale)
     device = torch.device(device) if device is not None else model_device(model)
     dtype = resolve_precision(precision, device, model)
@@ -289,6 +297,9 @@ def upscale(
     return_report: also return an UpscaleReport (str() is the one-line summary).
     """
     started = time.perf_counter()
+    for name, function in (("progress", progress), ("cancel", cancel), ("is_oom", is_oom)):
+        if function is not None and not callable(function):
+            raise TypeError(f"{name} must be a function or None, got {type(function).__name__}")
     job = read_and_plan(
         model, image, layout=layout, tile=tile, overlap=overlap, precision=precision, max_input_size=max_input_size,
         memory_budget=memory_budget, free_memory=free_memory, device=device,
@@ -326,7 +337,14 @@ class PlannedInput:
 
 
 def read_and_plan(model, image, *, layout: str | None = None, **planning) -> PlannedInput:
-    """Read any supported image and plan its upscale (`plan_upscale` options); warns when it is pre-scaled."""
+    """Check the model and options, read any supported image and plan its upscale; warns when it is pre-scaled.
+
+    planning: `plan_upscale`'s options (tile, overlap, precision, max_input_size, memory_budget,
+    free_memory, device).
+    """
+    planning = {**PLANNING_DEFAULTS, **planning}
+    check_model(model)
+    check_upscale_options(**planning)
     batch, kind = images.read_batch(image, layout)
     color, alpha = images.split_alpha(batch, kind)
     plan = plan_upscale(model, color.shape[-2], color.shape[-1], color.shape[0], **planning)

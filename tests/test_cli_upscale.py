@@ -12,7 +12,7 @@ from checkpoints import TINY_CONFIGS, random_official_state_dict
 from PIL import Image
 
 import swin2sr
-from swin2sr import cli
+from swin2sr import cli, upscale_files
 from swin2sr.io import image_files
 
 
@@ -49,7 +49,7 @@ class FakeUpscaleFile:
 @pytest.fixture
 def fake_upscale(monkeypatch):
     fake = FakeUpscaleFile()
-    monkeypatch.setattr(swin2sr, "upscale_file", fake, raising=False)
+    monkeypatch.setattr(upscale_files, "upscale_file", fake)
     return fake
 
 

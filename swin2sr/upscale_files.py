@@ -1,12 +1,19 @@
-"""`upscale_file(model, src, dst)`: one image file to another, streamed to disk row by row.
+"""An image file through the model: a still or an animation in, the same kind of file out, metadata kept.
 
-The tiler's finished row bands (`TileRunner.rows`) are converted band by band
-into the file's pixels -- the same steps `upscale` + `write_image` apply to the
-whole image (rounding, gray, alpha, the mode the format stores), so the file
-holds the same pixels -- and encoded as they come by `swin2sr.io.streaming`.
-Peak memory is then the model, the input and a band of output rows, whatever
-the output size.  Formats that cannot be streamed (JPEG, WebP, GIF, BMP, and
-bilevel or float pixels) go through `upscale` and `write_image` in memory.
+The CLI and the job runner both call `upscale_file`; `check_file_paths` runs first, before any model
+is loaded, so a bad output path or an animation sent to a still-only format costs nothing.
+
+Stills written as PNG or TIFF are streamed: the tiler's finished row bands
+(`TileRunner.rows`) are converted band by band into the file's pixels -- the steps
+`upscale` + `write_image` apply to the whole image (gray, alpha, the mode the format
+stores), so the file holds the same pixels -- and encoded as they come by
+`swin2sr.io.streaming`.  Peak memory is then the model, the input and a band of
+output rows, whatever the output size.  Other formats (JPEG, WebP, ...) and pixels a
+streamed format cannot hold (bilevel, float) are made in memory and written by `write_image`.
+
+Animations go through `upscale_frames`: one plan for every frame (the same tile grid and precision,
+so frames cannot flicker where the plan would have differed), a few frames per batch.
+`swin2sr.upscale` is looked up at call time, so tests can stand in for it.
 """
 
 from __future__ import annotations
@@ -15,23 +22,38 @@ import logging
 import os
 import resource
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .io import check_output_path, images, read_image, write_image
-from .io.image_files import ImageFileInfo, OutputFormat, output_metadata, storable_image
+import swin2sr
+
+from .io import animation, check_output_path, images, read_image, write_image
+from .io.image_files import ImageFileInfo, OutputFormat, output_format_for, output_metadata, storable_image
 from .io.streaming import RasterSpec, streaming_format, write_rows
 from .upscale import PlannedInput, UpscaleReport, finish_report, read_and_plan, tile_runner, upscale_planned
 
 log = logging.getLogger("swin2sr")
 
+Progress = Callable[[int, int], None]
 RUN_OPTIONS = ("progress", "cancel", "is_oom")  # upscale options that are not planning options
 CONVERT_ROWS = 64  # rows converted at a time
 ALPHA_MARGIN = 2  # input rows around a band that its bilinear alpha reads (the filter's reach, plus one)
+
+
+def check_file_paths(source: Path, destination: Path) -> bool:
+    """Check what can be checked before the upscale (one-line ValueError); True when `source` is animated."""
+    check_output_path(destination)
+    if not Path(source).is_file():
+        raise ValueError(f"{source}: no such file" if not Path(source).exists() else f"{source} is not a file")
+    animated = animation.is_animated(source)
+    if animated:
+        animation.check_animation_output(destination)
+    return animated
 
 
 @dataclass
@@ -45,13 +67,15 @@ class FileReport:
     file_bytes: int
     seconds: float
     peak_rss_bytes: int  # the process's peak resident memory so far
-    upscale: UpscaleReport
+    upscale: UpscaleReport | None  # None for an animation (one report per batch of frames)
+    frames: int = 1
 
     def __str__(self) -> str:
-        how = "streamed" if self.streamed else "written"
+        how = "streamed" if self.streamed else "wrote"
         w, h = self.size
+        frames = f"{self.frames} frames, " if self.frames > 1 else ""
         return (
-            f"{how} {self.dst} ({w}x{h}, {self.file_bytes / 1e6:.1f} MB) in {self.seconds:.1f} s, "
+            f"{how} {self.dst} ({frames}{w}x{h}, {self.file_bytes / 1e6:.1f} MB) in {self.seconds:.1f} s, "
             f"peak RSS {self.peak_rss_bytes / 1e9:.2f} GB"
         )
 
@@ -61,11 +85,12 @@ def upscale_file(
     src: str | os.PathLike,
     dst: str | os.PathLike,
     *,
+    frames_per_batch: int = 4,
     compress_level: int = 6,
     tiff_tile: int | None = 256,
     **options,
 ) -> FileReport:
-    """Upscale the image file `src` into `dst` (format from the suffix); returns a `FileReport`.
+    """Upscale the image file `src` (a still or an animation) into `dst` (format from the suffix): a `FileReport`.
 
     PNG and TIFF outputs are streamed: the full-size output never exists in memory.  The file
     appears only when complete (a temporary file in the destination folder is renamed), so an
@@ -77,10 +102,16 @@ def upscale_file(
       memory_budget, free_memory, device, progress, cancel, is_oom); not layout, output_dtype,
       return_report (the file decides those).
     compress_level: zlib level 0-9 for PNG and TIFF.  tiff_tile: TIFF tile side, or None for strips.
+    frames_per_batch: animations (GIF, APNG, animated WebP) are upscaled this many frames at a time.
     """
     started = time.perf_counter()
     src, dst = Path(src), Path(dst)
-    output_format = check_output_path(dst)
+    if check_file_paths(src, dst):
+        clip = animation.read_animation(src)
+        frames = upscale_frames(model, clip.frames, frames_per_batch=frames_per_batch, **options)
+        animation.write_animation(replace(clip, frames=frames), dst)
+        return _file_report(src, dst, (frames.shape[2], frames.shape[1]), False, None, started, len(frames))
+    output_format = output_format_for(dst)
     image, info = read_image(src)
     run = {k: options.pop(k) for k in RUN_OPTIONS if k in options}
     job = read_and_plan(model, image, **options)
@@ -98,6 +129,41 @@ def upscale_file(
         write_rows(dst, spec, pixels.bands(bands), compress_level=compress_level, tiff_tile=tiff_tile)
     finish_report(report, started)
     return _file_report(src, dst, (spec.width, spec.height), True, report, started)
+
+
+def upscale_frames(
+    model, frames: np.ndarray, *, frames_per_batch: int = 4, progress: Progress | None = None, **options
+) -> np.ndarray:
+    """uint8 frames [N, H, W, C] -> upscaled uint8 [N, sH, sW, C], every batch with the first batch's plan."""
+    if frames_per_batch < 1:
+        raise ValueError(f"frames_per_batch must be at least 1, got {frames_per_batch}")
+    count, height, width = frames.shape[:3]
+    plan = swin2sr.plan_upscale(model, height, width, min(count, frames_per_batch), **options)
+    fixed = dict(options, tile=plan.tile, precision=plan.dtype)
+    total = count * plan.tiles_per_image
+    out = []
+    for start in range(0, count, frames_per_batch):
+        done = start * plan.tiles_per_image
+
+        def report(tiles: int, _: int, done: int = done) -> None:
+            if progress is not None:
+                progress(done + tiles, total)
+
+        with _logged_once(start > 0):  # the plan (and a pre-scale warning) is logged for the first batch only
+            batch = torch.from_numpy(np.ascontiguousarray(frames[start : start + frames_per_batch]))
+            out.append(swin2sr.upscale(model, batch, layout="BHWC", progress=report, **fixed).numpy())
+    return np.concatenate(out)
+
+
+@contextmanager
+def _logged_once(quiet: bool):
+    level = log.level
+    if quiet:
+        log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 class FilePixels:
@@ -174,11 +240,12 @@ def result_size(result) -> tuple[int, int]:
 
 
 def _file_report(
-    src: Path, dst: Path, size: tuple[int, int], streamed: bool, report: UpscaleReport, started: float
+    src: Path, dst: Path, size: tuple[int, int], streamed: bool, report: UpscaleReport | None, started: float,
+    frames: int = 1,
 ) -> FileReport:
     return FileReport(
         src=src, dst=dst, size=size, streamed=streamed, file_bytes=dst.stat().st_size,
         seconds=time.perf_counter() - started,
-        peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, upscale=report,
+        peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, upscale=report, frames=frames,
     )  # fmt: skip
 
