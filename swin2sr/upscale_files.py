@@ -34,13 +34,24 @@ import torch
 from .io import animation, check_output_path, images, read_image, write_image
 from .io.image_files import ImageFileInfo, OutputFormat, output_format_for, output_metadata, storable_image
 from .io.streaming import RasterSpec, streaming_format, write_rows
-from .upscale import PlannedInput, UpscaleReport, finish_report, read_and_plan, tile_runner, upscale_planned
+from .upscale import (
+    PlannedInput,
+    UpscaleReport,
+    finish_report,
+    model_device,
+    read_and_plan,
+    tile_runner,
+    upscale_planned,
+)
 
 log = logging.getLogger("swin2sr")
 
 Progress = Callable[[int, int], None]
 RUN_OPTIONS = ("progress", "cancel", "is_oom")  # upscale options that are not planning options
 CONVERT_ROWS = 64  # rows converted at a time
+# On the CPU, the model's working memory while upscaling a file (unless memory_budget says otherwise): a few
+# tiles per batch, which the CPU runs no slower than many, so a 16000x12000 output stays under 1 GB in all.
+FILE_CPU_BUDGET = 256 << 20
 ALPHA_MARGIN = 2  # input rows around a band that its bilinear alpha reads (the filter's reach, plus one)
 
 
@@ -99,7 +110,8 @@ def upscale_file(
 
     options: `upscale`'s keyword options (tile, overlap, precision, max_input_size,
       memory_budget, free_memory, device, progress, cancel, is_oom); not layout, output_dtype,
-      return_report (the file decides those).
+      return_report (the file decides those).  On the CPU memory_budget defaults to 256 MiB
+      (FILE_CPU_BUDGET), so that the whole process stays small whatever the output size.
     compress_level: zlib level 0-9 for PNG and TIFF.  tiff_tile: TIFF tile side, or None for strips.
     frames_per_batch: animations (GIF, APNG, animated WebP) are upscaled this many frames at a time.
     """
@@ -113,6 +125,8 @@ def upscale_file(
     output_format = output_format_for(dst)
     image, info = read_image(src)
     run = {k: options.pop(k) for k in RUN_OPTIONS if k in options}
+    if options.get("memory_budget") is None and _runs_on_cpu(model, options.get("device")):
+        options["memory_budget"] = FILE_CPU_BUDGET
     job = read_and_plan(model, image, keep_8_bit=True, **options)
     del image  # from here on job.color (uint8 for 8-bit files) is the only full copy of the input
     pixels = FilePixels(job, output_format)
@@ -232,6 +246,10 @@ class AlphaRows:
         last = min(self.alpha.shape[-2], -(-bottom // k) + ALPHA_MARGIN)
         part = images.resize_alpha(self.alpha[..., first:last, :], (last - first) * k, self.width)
         return part[..., top - first * k : bottom - first * k, :]
+
+
+def _runs_on_cpu(model, device) -> bool:
+    return (torch.device(device) if device is not None else model_device(model)).type == "cpu"
 
 
 def result_size(result) -> tuple[int, int]:
