@@ -122,26 +122,24 @@ def upscale_file(
         frames = upscale_frames(model, clip.frames, frames_per_batch=frames_per_batch, **options)
         animation.write_animation(replace(clip, frames=frames), dst)
         return _file_report(src, dst, (frames.shape[2], frames.shape[1]), False, None, started, len(frames))
-    output_format = output_format_for(dst)
-    image, info = read_image(src)
     run = {k: options.pop(k) for k in RUN_OPTIONS if k in options}
     if options.get("memory_budget") is None and _runs_on_cpu(model, options.get("device")):
         options["memory_budget"] = FILE_CPU_BUDGET
+    image, info = read_image(src)
     job = read_and_plan(model, image, keep_8_bit=True, **options)
     del image  # from here on job.color (uint8 for 8-bit files) is the only full copy of the input
-    pixels = FilePixels(job, output_format)
-    if streaming_format(dst) is None or not pixels.streamable:
+    pixels = FilePixels(job, output_format_for(dst))
+    streamed = streaming_format(dst) is not None and pixels.streamable
+    if streamed:
+        report = UpscaleReport(plan=job.plan)
+        with tile_runner(model, job.plan, report, **run) as runner:
+            bands = runner.rows(images.resize(job.color, *job.plan.model_input_size), pixels.storage)
+            write_rows(dst, pixels.spec(info), pixels.bands(bands), compress_level=compress_level, tiff_tile=tiff_tile)
+    else:
         result, report = upscale_planned(model, job, **run)
-        finish_report(report, started)
         write_image(result, dst, info)
-        return _file_report(src, dst, result_size(result), False, report, started)
-    report = UpscaleReport(plan=job.plan)
-    with tile_runner(model, job.plan, report, **run) as runner:
-        bands = runner.rows(images.resize(job.color, *job.plan.model_input_size), pixels.storage)
-        spec = pixels.spec(info)
-        write_rows(dst, spec, pixels.bands(bands), compress_level=compress_level, tiff_tile=tiff_tile)
     finish_report(report, started)
-    return _file_report(src, dst, (spec.width, spec.height), True, report, started)
+    return _file_report(src, dst, (pixels.width, pixels.height), streamed, report, started)
 
 
 def upscale_frames(
@@ -250,11 +248,6 @@ class AlphaRows:
 
 def _runs_on_cpu(model, device) -> bool:
     return (torch.device(device) if device is not None else model_device(model)).type == "cpu"
-
-
-def result_size(result) -> tuple[int, int]:
-    """(width, height) of a PIL image or numpy array."""
-    return (result.shape[1], result.shape[0]) if isinstance(result, np.ndarray) else result.size
 
 
 def _file_report(
