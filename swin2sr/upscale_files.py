@@ -49,9 +49,9 @@ log = logging.getLogger("swin2sr")
 Progress = Callable[[int, int], None]
 RUN_OPTIONS = ("progress", "cancel", "is_oom")  # upscale options that are not planning options
 CONVERT_ROWS = 64  # rows converted at a time
-# On the CPU, the model's working memory while upscaling a file (unless memory_budget says otherwise): a few
-# tiles per batch, which the CPU runs no slower than many, so a 16000x12000 output stays under 1 GB in all.
-FILE_CPU_BUDGET = 256 << 20
+# On the CPU, the model's working memory while upscaling a file (unless memory_budget says otherwise): one or two
+# tiles of 256 per batch, which the CPU runs no slower than many, so a 16000x12000 output stays under 1 GB in all.
+FILE_CPU_BUDGET = 128 << 20
 ALPHA_MARGIN = 2  # input rows around a band that its bilinear alpha reads (the filter's reach, plus one)
 
 
@@ -110,7 +110,7 @@ def upscale_file(
 
     options: `upscale`'s keyword options (tile, overlap, precision, max_input_size,
       memory_budget, free_memory, device, progress, cancel, is_oom); not layout, output_dtype,
-      return_report (the file decides those).  On the CPU memory_budget defaults to 256 MiB
+      return_report (the file decides those).  On the CPU memory_budget defaults to 128 MiB
       (FILE_CPU_BUDGET), so that the whole process stays small whatever the output size.
     compress_level: zlib level 0-9 for PNG and TIFF.  tiff_tile: TIFF tile side, or None for strips.
     frames_per_batch: animations (GIF, APNG, animated WebP) are upscaled this many frames at a time.
@@ -213,6 +213,7 @@ class FilePixels:
                 bottom = top + rows.shape[1]
                 yield self._pixels(rows, self.alpha.rows(top, bottom) if self.alpha is not None else None)
                 top = bottom
+            del band, rows  # gone before the tiler makes the next band, so two never coexist
 
     def _pixels(self, band: torch.Tensor, alpha: torch.Tensor | None) -> np.ndarray:
         result = images.finish(band[None], alpha, self.kind)
