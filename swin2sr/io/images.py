@@ -74,7 +74,7 @@ def check_upscalable(bchw: torch.Tensor) -> None:
             f"the image batch is empty (shape {tuple(bchw.shape)} as [B,C,H,W]): nothing to upscale; "
             "check the step that produced it"
         )
-    bad = int(bchw.isnan().sum())
+    bad = int(torch.count_nonzero(bchw.isnan())) if bchw.is_floating_point() else 0  # .sum() would make an int64 copy
     if bad:
         raise ValueError(
             f"the image contains {bad} NaN values, so nothing was upscaled; they usually come from a VAE decode in "
