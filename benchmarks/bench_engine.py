@@ -73,10 +73,7 @@ def rss_mib() -> float:
 def worker(args: argparse.Namespace) -> None:
     import torch
 
-    from swin2sr import engine
-
     torch.set_num_threads(args.threads)
-    engine.ATTENTION_KERNELS["cpu"] = args.attention
     config_name, height, width = CASES[args.case]
     model, dtype = build(args.impl, config_name)
     x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0)).to(dtype)
@@ -102,7 +99,8 @@ def run_worker(case: str, impl: str, opts: argparse.Namespace, repeat: int, save
     cmd += ["--repeat", str(repeat), "--attention", opts.attention]
     if save is not None:
         cmd += ["--save", str(save)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(opts.threads)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(opts.threads),
+           "SWIN2SR_ATTENTION": opts.attention}  # fmt: skip
     done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
