@@ -154,6 +154,16 @@ def forward(model: torch.nn.Module, x: torch.Tensor, dtype: torch.dtype) -> torc
 
 @section
 def parity(run: Run) -> dict:
+    """fp32 means fp32 here: TF32 (cuDNN's default for convolutions) is off for this section."""
+    tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        return _parity(run)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
+def _parity(run: Run) -> dict:
     config, state = OFFICIAL_CONFIGS["classical_x4"], run.classical_state()
     ours = model_from_official(config, state).to(run.device)
     ref, ref_name = reference_net(run, state, config)
@@ -213,7 +223,8 @@ def speed(run: Run) -> dict:
             print(json.dumps(row), flush=True)
             if side == 1024:
                 met = (met is not False) and row["ours_best_s"] <= TARGET_1024_SECONDS
-            torch.cuda.empty_cache() if run.cuda else None
+            if run.cuda:
+                torch.cuda.empty_cache()
     return {"ok": True, "target": f"1024 -> 4096 in <= {TARGET_1024_SECONDS} s", "target_met": met, "rows": rows}
 
 
@@ -304,13 +315,13 @@ def oom_recovery(run: Run) -> dict:
     if not_applicable(run):
         return not_applicable(run)
     model = model_from_official(OFFICIAL_CONFIGS["classical_x4"], run.classical_state()).to(run.device)
-    image = torch.rand(1, 3, 256, 512, generator=torch.Generator().manual_seed(1))
+    image = torch.rand(1, 3, 256, 496, generator=torch.Generator().manual_seed(1))  # two tiles of 256
     options = dict(tile=256, overlap=16, precision="fp32", max_input_size=0, return_report=True)
     one = swin2sr.estimate_memory(model.config, 256, 256, 1, torch.float32, run.device)
     clean, clean_report = swin2sr.upscale(model, image, memory_budget=int(one * 1.05), **options)
     torch.cuda.empty_cache()
     total = torch.cuda.get_device_properties(run.device).total_memory
-    limit = torch.cuda.memory_allocated(run.device) + int(one * 1.4)  # one tile fits, two do not
+    limit = torch.cuda.memory_allocated(run.device) + int(one * 1.5)  # one tile fits, two do not (forecast +-15%)
     torch.cuda.set_per_process_memory_fraction(limit / total, run.device)
     try:  # the planner is told the whole card is free: it batches both tiles, the allocator refuses
         out, report = swin2sr.upscale(model, image, free_memory=total, **options)
@@ -318,19 +329,19 @@ def oom_recovery(run: Run) -> dict:
         torch.cuda.set_per_process_memory_fraction(1.0, run.device)
         torch.cuda.empty_cache()
     diff = max_diff(out, clean)
-    ok = report.plan.tiles_per_batch == 2 and report.batch_splits >= 1 and diff <= 1e-5
+    ok = report.plan.tiles_per_batch > 1 and report.batch_splits >= 1 and report.tile_shrinks == 0 and diff <= 1e-5
     return {"ok": ok, "limit_bytes": limit, "planned": str(report.plan), "report": str(report),
             "clean_tiles_per_batch": clean_report.plan.tiles_per_batch, "max_diff_vs_clean": diff}  # fmt: skip
 
 
 @section
 def inference_mode(run: Run) -> dict:
-    x = photo(32).to(run.device)
+    x = photo(32)
     with torch.no_grad():
-        expected = swin2sr.load_model("builtin-x4", device=run.device)(x)
+        expected = swin2sr.load_model("builtin-x4", device=run.device)(x.to(run.device))
     with torch.inference_mode():  # ComfyUI loads and runs nodes inside inference mode
         model = swin2sr.load_model("builtin-x4", device=run.device)
-        first, second = model(x), model(x)
+        first, second = model(x.to(run.device)), model(x.to(run.device))
         upscaled = swin2sr.upscale(model, x, precision="fp32", tile=0, max_input_size=0)
     diffs = {"first": max_diff(first, expected), "second": max_diff(second, expected),
              "upscale": max_diff(upscaled, expected.clamp(0, 1))}  # fmt: skip
@@ -373,8 +384,8 @@ def run_at_card_size(run: Run, config, side: int, dtype: torch.dtype, card: int)
         seconds = time.perf_counter() - start
         measured = peak + torch.cuda.memory_allocated(run.device)
         return {"fits": measured <= card, "measured": measured, "seconds": seconds}
-    except torch.OutOfMemoryError as exc:
-        return {"fits": False, "error": str(exc).splitlines()[0]}
+    except RuntimeError as exc:  # out of memory, or a kernel's size limit (e.g. 32-bit indexing): this row fails
+        return {"fits": False, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0, run.device)
         torch.cuda.empty_cache()

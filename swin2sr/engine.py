@@ -27,7 +27,9 @@ whose tensors have no version counter.
 
 from __future__ import annotations
 
+import functools
 import logging
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -126,11 +128,33 @@ def window_attention(
     choice = tuning.for_device(q.device.type)
     if choice.attention == "sdpa":
         return sdpa_attention(q, k, v, tables, runs, choice.head_multiple)
+    if choice.compile and not torch.is_grad_enabled():
+        core = maybe_compiled(_attention_core, q.device.type)
+        return torch.cat([core(q[a:b], k[a:b], v[a:b], tables[t]) for a, b, t in runs])
     scores = _add_bias(torch.matmul(q, k.transpose(-2, -1)), tables, runs)
     if torch.is_grad_enabled():
         return torch.softmax(scores, dim=-1).to(v.dtype) @ v
     torch.ops.aten._softmax.out(scores, -1, False, out=scores)  # in place: the kernel works row by row
     return torch.matmul(scores.to(v.dtype), v)
+
+
+def _attention_core(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """The matmul kernel for one run of windows sharing `table`, written for torch.compile to fuse."""
+    scores = torch.matmul(q, k.transpose(-2, -1)).to(table.dtype) + table
+    return torch.matmul(torch.softmax(scores, dim=-1).to(v.dtype), v)
+
+
+def maybe_compiled(fn: Callable, device_type: str) -> Callable:
+    """`fn`, or its torch.compile'd twin when the device's tuning asks for it (opt-in) and autograd is off."""
+    if tuning.for_device(device_type).compile and not torch.is_grad_enabled():
+        return _compiled(fn)
+    return fn
+
+
+@functools.cache
+def _compiled(fn: Callable) -> Callable:
+    """`fn` compiled once per process; sizes are dynamic, so chunks and tiles of any size reuse the kernels."""
+    return torch.compile(fn, dynamic=True)
 
 
 BIAS_CENTRE = 8.0  # middle of the position bias range (16 * sigmoid): see sdpa_attention
