@@ -19,7 +19,7 @@ from PIL import Image
 import swin2sr
 from swin2sr import engine, memory, tuning
 from swin2sr.arch import Swin2SR
-from swin2sr.attention import WindowAttention
+from swin2sr.attention import WindowAttention, cosine_qk
 from tests.checkpoints import OFFICIAL_CONFIGS, model_from_official
 from tests.test_engine_parity import ALL_CONFIGS, FP32_ERROR_FACTOR, FP64_TOLERANCE, reference_model, state_dict
 
@@ -68,6 +68,15 @@ def test_bad_choices_are_refused_with_the_variable_named(monkeypatch):
     with pytest.raises(TypeError, match="unknown tuning choices"):
         with tuning.override(kernel="sdpa"):
             pass
+
+
+def test_compilation_is_opt_in_and_compiles_each_function_once():
+    assert engine.maybe_compiled(cosine_qk, "cpu") is cosine_qk
+    with tuning.override(compile=True):
+        assert engine.maybe_compiled(cosine_qk, "cpu") is cosine_qk  # autograd recording: eager
+        with torch.no_grad():
+            compiled = engine.maybe_compiled(cosine_qk, "cpu")  # lazy: compiles on its first call only
+            assert compiled is not cosine_qk and engine.maybe_compiled(cosine_qk, "cuda") is compiled
 
 
 # ---------------------------------------------------------------- the CUDA path on the CPU
