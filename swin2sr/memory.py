@@ -9,9 +9,13 @@ calibrate; tests/test_tiling_memory.py keeps it within 20%):
 * body (the Swin stages): the residual stream and its regathered copies and the
   long skip, STREAM_PER_CHANNEL * C per token, plus one chunk of at most
   `tuning.chunk_tokens` tokens in flight: qkv, MLP hidden, outputs
-  (CHUNK_PER_CHANNEL * C) and, unless the device's attention kernel is SDPA
-  (whose memory-efficient kernel never materialises them), the h * M^2
-  attention scores per token (C = embed_dim, h = heads, M = window).
+  (CHUNK_PER_CHANNEL * C) and the attention kernel's own: with the CPU's
+  matmul kernel the h * M^2 attention scores per token (C = embed_dim,
+  h = heads, M = window); with SDPA (CUDA), which keeps no scores, the padded
+  q/k/v copies and outputs, SDPA_PER_CHANNEL * C + SDPA_PER_HEAD * h (a fit,
+  on the CPU with the CUDA path forced and a score-free stand-in for the
+  kernel: within 1% for the released configurations, +8% for the builtin shape;
+  benchmarks/gpu_check.py measures the real kernels).
 * head: the upsampler's full-resolution tensors, HEAD_FACTOR * 64 * s^2 per
   token (pixelshuffle: conv output + shuffled copy + layout copies).
   The peak is max(body, head): the body's tensors are freed before the head runs.
@@ -34,6 +38,8 @@ from .arch import Swin2SR
 NUM_FEAT = 64
 STREAM_PER_CHANNEL = 2.5
 CHUNK_PER_CHANNEL = 7
+SDPA_PER_CHANNEL = 2.5
+SDPA_PER_HEAD = 40
 # Per-upsampler head multiplier of 64*s^2 elements per token (measured on this engine, see module docstring).
 HEAD_FACTOR = {"pixelshuffle": 2.27, "pixelshuffle_aux": 3.5, "nearest+conv": 3.2, "pixelshuffledirect": 0.1, "": 0.0}
 # Foreign models: elements per LR pixel, conservative for ESRGAN/Compact-style heads at full resolution.
@@ -59,10 +65,12 @@ def activation_elements(
     """
     c, m, s = config.embed_dim, config.window_size, config.scale
     tokens = pixels * batch
-    scoreless = tuning.for_device(device_type).attention == "sdpa"
-    scores = 0 if scoreless else max(config.num_heads) * m * m
+    if tuning.for_device(device_type).attention == "sdpa":
+        attention = SDPA_PER_CHANNEL * c + SDPA_PER_HEAD * max(config.num_heads)
+    else:
+        attention = max(config.num_heads) * m * m
     chunk = min(tokens, chunk_tokens or tuning.chunk_tokens(device_type))
-    body = STREAM_PER_CHANNEL * c * tokens + (CHUNK_PER_CHANNEL * c + scores) * chunk
+    body = STREAM_PER_CHANNEL * c * tokens + (CHUNK_PER_CHANNEL * c + attention) * chunk
     head = HEAD_FACTOR.get(config.upsampler, 3.5) * NUM_FEAT * s * s * tokens
     return int(max(body, head) + (3 + 3 * s * s) * tokens)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 import swin2sr
@@ -114,6 +115,20 @@ def test_cuda_path_forced_on_cpu_matches_the_reference(name, batch, height, widt
     assert (out["ours", torch.float64] - out["ref", torch.float64]).abs().max() <= FP64_TOLERANCE
     ref_rounding = (out["ref", torch.float32] - out["ref", torch.float64]).abs().max()
     assert (out["ours", torch.float32] - out["ref", torch.float32]).abs().max() <= FP32_ERROR_FACTOR * ref_rounding
+
+
+@pytest.mark.parametrize("name", ["lightweight_x2", "classical_x2"])
+def test_cuda_forecast_matches_the_cuda_path_with_a_score_free_kernel(name, monkeypatch):
+    """SDPA's fused kernels keep no scores: a stand-in that keeps none either shows what the rest of the path needs."""
+    monkeypatch.setattr(F, "scaled_dot_product_attention", lambda q, k, v, attn_mask, scale: torch.empty_like(q))
+    config = ALL_CONFIGS[name]
+    model = model_from_official(config, state_dict(name))
+    x = torch.rand(1, 3, 64, 64)
+    with tuning.override(**CUDA_PATH), torch.inference_mode():
+        model(x[:, :, :16, :16])  # caches (prepacked weights, bias tables) are not activations
+        peak = memory.measured_peak(lambda: model(x), torch.device("cpu"))
+    predicted = swin2sr.estimate_memory(config, 64, 64, 1, torch.float32, "cuda") - memory.parameter_count(config) * 4
+    assert abs(predicted - peak - x.numel() * 4) <= 0.15 * peak
 
 
 @pytest.fixture(scope="module")
