@@ -16,7 +16,7 @@ def test_quick_cpu_run_writes_json_and_a_summary(tmp_path, capsys):
     sections = ["memory_forecast", "sdpa_backend", "oom_recovery", "safe_table"]
     status = gpu_check.main(["--device", "cpu", "--quick", "--out", str(out), "--sections", *sections])
     result = json.loads(out.read_text())
-    assert status == 0
+    assert status == 0, json.dumps(result["sections"], default=str)[:2000]
     assert list(result["sections"]) == sections
     assert result["sections"]["memory_forecast"]["ok"] is True
     assert result["sections"]["sdpa_backend"]["backend"].startswith("matmul")  # the CPU's tuned kernel
