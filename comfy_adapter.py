@@ -15,6 +15,7 @@ does, so the built-in "Upscale Image (using Model)" accepts it on both old and n
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -37,6 +38,10 @@ FOLDER = "swin2sr"
 BUILTIN_MODELS = tuple(core.BUILTIN_MODELS)  # the embedded checkpoints: "builtin-x4", "builtin-x2"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CHECKPOINT_EXTENSIONS = (".pth", ".pt", ".ckpt", ".bin", ".safetensors", ".sft")
+
+# Test-only fault injection for the real-host tests (tests/hosts): with this variable set to N, every model forward
+# on an input of more than N pixels raises torch.OutOfMemoryError inside the ComfyUI process. Never set it in use.
+TEST_OOM_ENV = "SWIN2SR_TEST_OOM_ABOVE_PIXELS"
 
 # Attribute names we attach to an UPSCALE_MODEL object (ours or one from the built-in loader).
 _PRECISION_ATTR = "swin2sr_precision"
@@ -91,7 +96,7 @@ def as_upscale_model(model: torch.nn.Module) -> Any:
         descriptor = _describe_swin2sr(model)
     else:  # a foreign (spandrel) model: it is an nn.Module with .scale already
         descriptor = PlainUpscaleModel(model)
-    setattr(descriptor, _CORE_ATTR, model)
+    _attach_core_model(descriptor, model)
     if getattr(descriptor, "patcher", None) is None:
         descriptor.patcher = _new_patcher(descriptor.model)
     return descriptor
@@ -160,8 +165,23 @@ def core_model(upscale_model: Any) -> torch.nn.Module:
             model = core.load_model(upscale_model.model.state_dict())
         else:
             model = core.foreign.wrap_spandrel(upscale_model)
-        setattr(upscale_model, _CORE_ATTR, model)
+        _attach_core_model(upscale_model, model)
     return model
+
+
+def _attach_core_model(upscale_model: Any, model: torch.nn.Module) -> None:
+    """Cache the module our pipeline runs on the UPSCALE_MODEL object (plus the test-only OOM hook if asked for)."""
+    setattr(upscale_model, _CORE_ATTR, model)
+    limit = os.environ.get(TEST_OOM_ENV)
+    if limit:
+        model.register_forward_pre_hook(functools.partial(_injected_oom, int(limit)))
+
+
+def _injected_oom(limit: int, module: torch.nn.Module, args: tuple) -> None:
+    """Forward pre-hook of TEST_OOM_ENV: an out-of-memory error for inputs larger than `limit` pixels."""
+    height, width = args[0].shape[-2:]
+    if height * width > limit:
+        raise torch.OutOfMemoryError(f"out of memory (injected by {TEST_OOM_ENV}={limit}: {width}x{height} input)")
 
 
 def _architecture_id(upscale_model: Any) -> str | None:
