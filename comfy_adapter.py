@@ -38,9 +38,9 @@ BUILTIN_MODELS = tuple(core.BUILTIN_MODELS)  # the embedded checkpoints: "builti
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CHECKPOINT_EXTENSIONS = (".pth", ".pt", ".ckpt", ".bin", ".safetensors", ".sft")
 
-# Attribute names we attach to an UPSCALE_MODEL object (ours or one from the built-in loader).
+# Attribute names we attach to an UPSCALE_MODEL object (ours or one from the built-in loader); the module the
+# core runs for it is cached by the core itself (core.foreign.CORE_MODEL_ATTR).
 _PRECISION_ATTR = "swin2sr_precision"
-_CORE_ATTR = "swin2sr_core_model"
 _PATCHER_ATTR = "swin2sr_patcher"
 
 
@@ -91,7 +91,7 @@ def as_upscale_model(model: torch.nn.Module) -> Any:
         descriptor = _describe_swin2sr(model)
     else:  # a foreign (spandrel) model: it is an nn.Module with .scale already
         descriptor = PlainUpscaleModel(model)
-    setattr(descriptor, _CORE_ATTR, model)
+    setattr(descriptor, core.foreign.CORE_MODEL_ATTR, model)
     if getattr(descriptor, "patcher", None) is None:
         descriptor.patcher = _new_patcher(descriptor.model)
     return descriptor
@@ -149,24 +149,9 @@ def _new_patcher(module: torch.nn.Module) -> Any:
 
 
 def core_model(upscale_model: Any) -> torch.nn.Module:
-    """The module our pipeline runs for any UPSCALE_MODEL, cached on it.
-
-    Ours carries it already. A descriptor from ComfyUI's built-in loader is converted: a Swin2SR becomes our fast
-    module (same official weights), any other architecture is wrapped as a foreign model.
-    """
-    model = getattr(upscale_model, _CORE_ATTR, None)
-    if model is None:
-        if _architecture_id(upscale_model) == "Swin2SR":
-            model = core.load_model(upscale_model.model.state_dict())
-        else:
-            model = core.foreign.wrap_spandrel(upscale_model)
-        setattr(upscale_model, _CORE_ATTR, model)
-    return model
-
-
-def _architecture_id(upscale_model: Any) -> str | None:
-    architecture = getattr(upscale_model, "architecture", None)
-    return getattr(architecture, "id", None)
+    """The module our pipeline runs for any UPSCALE_MODEL (the core converts a built-in loader's descriptor once:
+    a Swin2SR becomes our fast module with the same official weights, any other architecture a foreign model)."""
+    return core.as_model(upscale_model, "upscale_model")
 
 
 def model_patcher(upscale_model: Any) -> Any:
