@@ -43,9 +43,9 @@ CHECKPOINT_EXTENSIONS = (".pth", ".pt", ".ckpt", ".bin", ".safetensors", ".sft")
 # on an input of more than N pixels raises torch.OutOfMemoryError inside the ComfyUI process. Never set it in use.
 TEST_OOM_ENV = "SWIN2SR_TEST_OOM_ABOVE_PIXELS"
 
-# Attribute names we attach to an UPSCALE_MODEL object (ours or one from the built-in loader).
+# Attribute names we attach to an UPSCALE_MODEL object (ours or one from the built-in loader); the module the
+# core runs for it is cached by the core itself (core.foreign.CORE_MODEL_ATTR).
 _PRECISION_ATTR = "swin2sr_precision"
-_CORE_ATTR = "swin2sr_core_model"
 _PATCHER_ATTR = "swin2sr_patcher"
 
 
@@ -96,7 +96,8 @@ def as_upscale_model(model: torch.nn.Module) -> Any:
         descriptor = _describe_swin2sr(model)
     else:  # a foreign (spandrel) model: it is an nn.Module with .scale already
         descriptor = PlainUpscaleModel(model)
-    _attach_core_model(descriptor, model)
+    setattr(descriptor, core.foreign.CORE_MODEL_ATTR, model)
+    _inject_test_oom(model)
     if getattr(descriptor, "patcher", None) is None:
         descriptor.patcher = _new_patcher(descriptor.model)
     return descriptor
@@ -154,27 +155,19 @@ def _new_patcher(module: torch.nn.Module) -> Any:
 
 
 def core_model(upscale_model: Any) -> torch.nn.Module:
-    """The module our pipeline runs for any UPSCALE_MODEL, cached on it.
-
-    Ours carries it already. A descriptor from ComfyUI's built-in loader is converted: a Swin2SR becomes our fast
-    module (same official weights), any other architecture is wrapped as a foreign model.
-    """
-    model = getattr(upscale_model, _CORE_ATTR, None)
-    if model is None:
-        if _architecture_id(upscale_model) == "Swin2SR":
-            model = core.load_model(upscale_model.model.state_dict())
-        else:
-            model = core.foreign.wrap_spandrel(upscale_model)
-        _attach_core_model(upscale_model, model)
+    """The module our pipeline runs for any UPSCALE_MODEL (the core converts a built-in loader's descriptor once:
+    a Swin2SR becomes our fast module with the same official weights, any other architecture a foreign model)."""
+    model = core.as_model(upscale_model, "upscale_model")
+    _inject_test_oom(model)
     return model
 
 
-def _attach_core_model(upscale_model: Any, model: torch.nn.Module) -> None:
-    """Cache the module our pipeline runs on the UPSCALE_MODEL object (plus the test-only OOM hook if asked for)."""
-    setattr(upscale_model, _CORE_ATTR, model)
+def _inject_test_oom(model: torch.nn.Module) -> None:
+    """Install the TEST_OOM_ENV hook on `model` once, when the variable is set (tests/hosts only)."""
     limit = os.environ.get(TEST_OOM_ENV)
-    if limit:
+    if limit and not getattr(model, "swin2sr_test_oom", False):
         model.register_forward_pre_hook(functools.partial(_injected_oom, int(limit)))
+        model.swin2sr_test_oom = True
 
 
 def _injected_oom(limit: int, module: torch.nn.Module, args: tuple) -> None:
@@ -182,11 +175,6 @@ def _injected_oom(limit: int, module: torch.nn.Module, args: tuple) -> None:
     height, width = args[0].shape[-2:]
     if height * width > limit:
         raise torch.OutOfMemoryError(f"out of memory (injected by {TEST_OOM_ENV}={limit}: {width}x{height} input)")
-
-
-def _architecture_id(upscale_model: Any) -> str | None:
-    architecture = getattr(upscale_model, "architecture", None)
-    return getattr(architecture, "id", None)
 
 
 def model_patcher(upscale_model: Any) -> Any:

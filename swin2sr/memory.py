@@ -28,7 +28,8 @@ from typing import Callable
 
 import torch
 
-from .arch import Swin2SR
+from .arch import Swin2SR, Swin2SRConfig
+from .foreign import ModelLike, as_model
 
 NUM_FEAT = 64
 STREAM_PER_CHANNEL = 2.5
@@ -67,16 +68,17 @@ def padded(side: int, multiple: int) -> int:
 
 
 def estimate_memory(
-    config, tile_h: int, tile_w: int, batch: int = 1, dtype: torch.dtype = torch.float32, device="cpu"
+    config: Swin2SRConfig | ModelLike, tile_h: int, tile_w: int, batch: int = 1, dtype: torch.dtype = torch.float32, device="cpu"
 ) -> int:
     """Predicted peak device bytes (weights + activations) for one forward of `batch` tiles on `device`.
 
-    `config` is a Swin2SRConfig, or a model: for a model without a config the
-    generic estimate (parameter bytes + a conservative per-pixel figure) is used.
+    `config` is a Swin2SRConfig, or a model (anything `foreign.as_model` takes, e.g. ComfyUI's
+    UPSCALE_MODEL): for a model without a config the generic estimate (parameter bytes + a
+    conservative per-pixel figure) is used.
     """
     size = dtype_size(dtype)
-    if hasattr(config, "parameters"):
-        model = config
+    if not isinstance(config, Swin2SRConfig):
+        model = as_model(config, "config", also="a Swin2SRConfig")
         weights = sum(p.numel() for p in model.parameters()) * size
         config = getattr(model, "config", None)
         if config is None:

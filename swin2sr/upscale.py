@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from . import engine, images, memory, settings
+from .foreign import ModelLike, as_model
 from .tiling import MIN_TILE, TileRunner, UpscaleCancelled, align_down, tile_grid
 from .tiling import is_oom as default_is_oom
 
@@ -162,7 +163,7 @@ def prescaled_size(height: int, width: int, scale: int, max_input_size: int | No
 
 
 def plan_upscale(
-    model,
+    model: ModelLike,
     height: int,
     width: int,
     batch: int = 1,
@@ -181,6 +182,7 @@ def plan_upscale(
     Takes the same options as `upscale`, so a host can pass one options dict to both; those that
     only matter while running (progress, cancel, ...) are accepted and ignored.
     """
+    model = as_model(model)
     unknown = set(upscale_only) - UPSCALE_ONLY_OPTIONS
     if unknown:
         raise TypeError(f"plan_upscale() got unexpected options {sorted(unknown)}")
@@ -245,7 +247,7 @@ def _largest_fitting_tile(cost: Callable[[int], int], longest: int, multiple: in
 
 
 def upscale(
-    model,
+    model: ModelLike,
     image,
     *,
     tile="auto",
@@ -263,6 +265,9 @@ def upscale(
     return_report: bool = False,
 ):
     """Upscale `image` with `model` (scale s), tiled and memory-planned; returns the same kind of image.
+
+    model: a loaded model (swin2sr.load_model / load_any_model) or a spandrel ImageModelDescriptor
+      (ComfyUI's UPSCALE_MODEL); anything else is refused with a TypeError before any work.
 
     image: PIL image, numpy HW/HWC (uint8, uint16, float), or a tensor [B,C,H,W] / ComfyUI [B,H,W,C]
       (layout rule in swin2sr.images; pass layout= to be explicit).  RGBA keeps its alpha (resized
@@ -286,6 +291,7 @@ def upscale(
     return_report: also return an UpscaleReport (str() is the one-line summary).
     """
     started = time.perf_counter()
+    model = as_model(model)
     batch, kind = images.read_batch(image, layout)
     color, alpha = images.split_alpha(batch, kind)
     plan = plan_upscale(

@@ -176,8 +176,6 @@ def test_loader_finds_the_swin2sr_folder_too(comfy):
 
 
 def test_loader_embedded_model_needs_no_file(comfy):
-    if not (PACK_ROOT / "swin2sr" / "weights" / "builtin-x4.safetensors").exists():
-        pytest.skip("the builtin weights (builtin area) are not in this tree yet")
     assert load(comfy, "builtin-x4").scale == 4
 
 
