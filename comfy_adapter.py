@@ -36,6 +36,8 @@ log = logging.getLogger("swin2sr")
 
 FOLDER = "swin2sr"
 BUILTIN_MODELS = tuple(core.BUILTIN_MODELS)  # the embedded checkpoints: "builtin-x4", "builtin-x2"
+_BUILTIN_FILES = {path.name for path in core.builtin_model_files().values()}  # swin2sr-builtin-x4.safetensors, ...
+_BUILTIN_FOLDER = next(iter(core.builtin_model_files().values())).parent  # holds only those files
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CHECKPOINT_EXTENSIONS = (".pth", ".pt", ".ckpt", ".bin", ".safetensors", ".sft")
 
@@ -50,8 +52,11 @@ _PATCHER_ATTR = "swin2sr_patcher"
 
 
 def register_model_folder() -> None:
-    """Add models/swin2sr to ComfyUI's model folders (extra_model_paths.yaml may add more under the same name)."""
+    """Add models/swin2sr to ComfyUI's model folders (extra_model_paths.yaml may add more under the same name), and
+    the embedded models' folder to upscale_models, after the user's own: the built-in Load Upscale Model then
+    offers swin2sr-builtin-x4/x2.safetensors (spandrel reads them)."""
     folder_paths.add_model_folder_path(FOLDER, os.path.join(folder_paths.models_dir, FOLDER))
+    folder_paths.add_model_folder_path("upscale_models", str(_BUILTIN_FOLDER))
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -59,11 +64,12 @@ def register_model_folder() -> None:
 
 
 def list_checkpoints() -> list[str]:
-    """Embedded defaults first, then models/swin2sr, then models/upscale_models (duplicates shown once)."""
+    """Embedded defaults first, then models/swin2sr, then models/upscale_models (duplicates shown once; the
+    embedded models' own files, registered there for the built-in loader, only under their builtin-x4/x2 names)."""
     names = list(BUILTIN_MODELS)
     for folder in (FOLDER, "upscale_models"):
         for name in folder_paths.get_filename_list(folder):
-            if name.lower().endswith(CHECKPOINT_EXTENSIONS) and name not in names:
+            if name.lower().endswith(CHECKPOINT_EXTENSIONS) and name not in names and name not in _BUILTIN_FILES:
                 names.append(name)
     return names
 

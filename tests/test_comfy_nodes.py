@@ -291,6 +291,16 @@ def builtin_loader(env, path: Path):
     return descriptor
 
 
+def test_embedded_models_are_offered_to_the_builtin_loader_after_the_users_files(any_comfy, base):
+    folder_paths = any_comfy.folder_paths
+    assert folder_paths.get_folder_paths("upscale_models")[0] == str(base / "models" / "upscale_models")
+    files = {"swin2sr-builtin-x4.safetensors": 4, "swin2sr-builtin-x2.safetensors": 2}
+    assert set(files) <= set(folder_paths.get_filename_list("upscale_models"))
+    for name, scale in files.items():
+        descriptor = builtin_loader(any_comfy, Path(folder_paths.get_full_path("upscale_models", name)))
+        assert (descriptor.architecture.id, descriptor.scale) == ("Swin2SR", scale)
+
+
 def test_swin2sr_from_builtin_loader_runs_on_our_fast_path(any_comfy, base):
     descriptor = builtin_loader(any_comfy, base / "models" / "upscale_models" / "tiny_x4.safetensors")
     image = images()

@@ -133,6 +133,31 @@ def test_our_loader_in_builtin_upscale_node_gives_our_upscale(comfy):
     assert np.abs(pixels(theirs) - pixels(ours)).mean() < 0.5  # 8-bit levels: rounding noise only
 
 
+def test_builtin_loader_opens_the_embedded_models_and_matches_our_upscale(comfy):
+    """Load Upscale Model lists swin2sr-builtin-x4/x2.safetensors; its x4 gives the pixels our loader's does."""
+    offered = comfy.object_info("UpscaleModelLoader")["input"]["required"]["model_name"][0]
+    assert {"swin2sr-builtin-x4.safetensors", "swin2sr-builtin-x2.safetensors", REALESRGAN} <= set(offered)
+    assert offered.index(REALESRGAN) < offered.index("swin2sr-builtin-x4.safetensors"), "the user's files first"
+    ours_listed = comfy.object_info("Swin2SR_ModelLoader")["input"]["required"]["model_name"][0]
+    assert "swin2sr-builtin-x4.safetensors" not in ours_listed, "our loader lists them as builtin-x4/x2 only"
+    prompt = {
+        "1": load_image("example.png"),
+        "2": builtin_loader("swin2sr-builtin-x4.safetensors"),
+        "3": builtin_upscale("2", "1"),
+        "4": our_loader("builtin-x4"),
+        "5": upscale("4", "1"),
+        "6": builtin_loader("swin2sr-builtin-x2.safetensors"),
+        "7": builtin_upscale("6", "1"),
+        "13": save("3", "embedded_in_builtin/x4"),
+        "15": save("5", "embedded_in_builtin/ours"),
+        "17": save("7", "embedded_in_builtin/x2"),
+    }
+    entry = comfy.run(prompt)
+    assert_sizes(comfy, entry, {"13": X4, "15": X4, "17": X2})
+    (theirs,), (ours,) = comfy.images(entry, "13"), comfy.images(entry, "15")
+    assert np.abs(pixels(theirs) - pixels(ours)).mean() < 0.5
+
+
 # --- Cancel ---------------------------------------------------------------------------------------------------------
 
 
