@@ -16,6 +16,7 @@ import torch
 from real_hosts import (
     OOM_ABOVE_PIXELS,
     REALESRGAN,
+    TEST_OOM_ENV,
     A1111Client,
     ComfyClient,
     Server,
@@ -27,7 +28,6 @@ from real_hosts import (
 )
 
 PACK_NAME = "swin2sr-upscaler"
-TEST_OOM_ENV = "SWIN2SR_TEST_OOM_ABOVE_PIXELS"  # comfy_adapter's test-only out-of-memory hook
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,7 @@ DATA = REPO_ROOT / "tests" / "data"
 REALESRGAN = "realesr-animevideov3.pth"  # shared/fixtures: Real-ESRGAN Compact x4, copied into upscale_models/
 # ComfyUI runs with comfy_adapter's test-only hook: a model forward on more than this many pixels raises
 # out-of-memory. Every other ComfyUI test keeps model inputs at or below 32x32 (1,024 px).
+TEST_OOM_ENV = "SWIN2SR_TEST_OOM_ABOVE_PIXELS"
 OOM_ABOVE_PIXELS = 40 * 40
 
 

@@ -19,8 +19,7 @@ from real_hosts import OOM_ABOVE_PIXELS, REALESRGAN, error_message, status_messa
 
 API_DIR = Path(__file__).resolve().parents[2] / "workflows" / "api"
 API_FILES = sorted(API_DIR.glob("*.json"))
-INPUT_SIZE = (32, 24)  # example.png (width, height); see conftest.comfy_base
-X4, X2 = (128, 96), (64, 48)
+X4, X2 = (128, 96), (64, 48)  # (width, height) of example.png (32x24, see conftest.comfy_base) upscaled x4, x2
 # (width, height) of each image every output node of a shipped workflow saves or previews, for a 32x24 input.
 EXPECTED_SIZES = {
     "swin2sr_upscale": {"4": X4},
@@ -137,7 +136,6 @@ def test_builtin_loader_opens_the_embedded_models_and_matches_our_upscale(comfy)
     """Load Upscale Model lists swin2sr-builtin-x4/x2.safetensors; its x4 gives the pixels our loader's does."""
     offered = comfy.object_info("UpscaleModelLoader")["input"]["required"]["model_name"][0]
     assert {"swin2sr-builtin-x4.safetensors", "swin2sr-builtin-x2.safetensors", REALESRGAN} <= set(offered)
-    assert offered.index(REALESRGAN) < offered.index("swin2sr-builtin-x4.safetensors"), "the user's files first"
     ours_listed = comfy.object_info("Swin2SR_ModelLoader")["input"]["required"]["model_name"][0]
     assert "swin2sr-builtin-x4.safetensors" not in ours_listed, "our loader lists them as builtin-x4/x2 only"
     prompt = {
