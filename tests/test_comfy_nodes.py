@@ -279,6 +279,7 @@ def test_cancel_stops_the_run_within_one_batch_of_tiles(comfy):
 # Crossing with ComfyUI's built-in upscale nodes
 
 
+@torch.inference_mode()  # like every node ComfyUI executes
 def builtin_loader(env, path: Path):
     """What ComfyUI's UpscaleModelLoader returns for a file (current upstream also attaches a CoreModelPatcher)."""
     from spandrel import ModelLoader
@@ -325,6 +326,7 @@ def test_real_esrgan_from_builtin_loader_runs_in_our_nodes(any_comfy):
     torch.testing.assert_close(out, descriptor(image.movedim(-1, 1)).movedim(1, -1), atol=1e-4, rtol=0)
 
 
+@torch.inference_mode()  # like every node ComfyUI executes
 def builtin_upscale_node(env, upscale_model, image: torch.Tensor) -> torch.Tensor:
     """ComfyUI's ImageUpscaleWithModel call pattern: 0.3.64 moves the model by hand, current upstream loads its
     patcher with load_models_gpu; both tile with comfy.utils.tiled_scale and feed float tiles."""
