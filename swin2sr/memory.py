@@ -68,7 +68,12 @@ def padded(side: int, multiple: int) -> int:
 
 
 def estimate_memory(
-    config: Swin2SRConfig | ModelLike, tile_h: int, tile_w: int, batch: int = 1, dtype: torch.dtype = torch.float32, device="cpu"
+    config: Swin2SRConfig | ModelLike,
+    tile_h: int,
+    tile_w: int,
+    batch: int = 1,
+    dtype: torch.dtype = torch.float32,
+    device="cpu",
 ) -> int:
     """Predicted peak device bytes (weights + activations) for one forward of `batch` tiles on `device`.
 

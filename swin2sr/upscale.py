@@ -267,7 +267,6 @@ def upscale(
 
     model: a loaded model (swin2sr.load_model / load_any_model) or a spandrel ImageModelDescriptor
       (ComfyUI's UPSCALE_MODEL); anything else is refused with a TypeError before any work.
-
     image: PIL image, numpy HW/HWC (uint8, uint16, float), or a tensor [B,C,H,W] / ComfyUI [B,H,W,C]
       (layout rule in swin2sr.images; pass layout= to be explicit).  RGBA keeps its alpha (resized
       bilinearly, not by the model), gray comes back gray, values are clamped to 0..1.

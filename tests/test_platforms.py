@@ -45,8 +45,9 @@ print(tuple(out.shape), tuple(node_out.shape))
 
 def test_package_and_node_modules_import_and_upscale_without_posix_only_modules_or_proc(tmp_path):
     script = WINDOWS_LIKE_RUN.format(root=str(ROOT), base=str(tmp_path))
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                            env={"PYTHONPATH": os.pathsep.join((str(ROOT), str(TESTS))), "PATH": "/usr/bin:/bin"}, timeout=300)
+    env = {"PYTHONPATH": os.pathsep.join((str(ROOT), str(TESTS))), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, env=env,
+                            timeout=300)
     assert result.stdout.strip() == "(1, 3, 32, 32) (1, 32, 32, 3)", result.stderr[-3000:]
 
 
