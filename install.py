@@ -15,6 +15,7 @@ REQUIREMENTS = {
     "numpy": "image conversion",
     "Pillow": "image input and output",
     "safetensors": "reading .safetensors checkpoints and the embedded weights",
+    "psutil": "memory figures (free RAM, peak memory) on every platform",
 }
 
 

@@ -120,9 +120,13 @@ def _tile_arg(value: str) -> int | str:
 
 
 def resolve_device(name: str | None) -> str:
+    """--device as given (refused in one line when this machine lacks it), else cuda when available, else cpu."""
     import torch
 
+    from .system import check_device
+
     if name:
+        check_device(torch.device(name))
         return name
     return "cuda" if torch.cuda.is_available() else "cpu"
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import resource
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -19,7 +18,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from . import engine, images, memory, settings
+from . import engine, images, memory, settings, system
 from .foreign import ModelLike, as_model
 from .tiling import MIN_TILE, TileRunner, UpscaleCancelled, align_down, tile_grid
 from .tiling import is_oom as default_is_oom
@@ -187,7 +186,7 @@ def plan_upscale(
     if unknown:
         raise TypeError(f"plan_upscale() got unexpected options {sorted(unknown)}")
     scale = int(model.scale)
-    device = torch.device(device) if device is not None else model_device(model)
+    device = system.check_device(torch.device(device)) if device is not None else model_device(model)
     dtype = resolve_precision(precision, device, model)
     mh, mw = prescaled_size(height, width, scale, max_input_size)
     budget, free = memory.memory_budget(device, memory_budget, free_memory)
@@ -268,7 +267,6 @@ def upscale(
 
     model: a loaded model (swin2sr.load_model / load_any_model) or a spandrel ImageModelDescriptor
       (ComfyUI's UPSCALE_MODEL); anything else is refused with a TypeError before any work.
-
     image: PIL image, numpy HW/HWC (uint8, uint16, float), or a tensor [B,C,H,W] / ComfyUI [B,H,W,C]
       (layout rule in swin2sr.images; pass layout= to be explicit).  RGBA keeps its alpha (resized
       bilinearly, not by the model), gray comes back gray, values are clamped to 0..1.
@@ -329,7 +327,7 @@ def upscale(
     report.tile, report.tiles_per_batch = runner.tile, runner.batch
     report.batch_splits, report.tile_shrinks = runner.stats.batch_splits, runner.stats.tile_shrinks
     report.forwards = runner.stats.forwards
-    report.peak_rss_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    report.peak_rss_bytes = system.peak_rss()
     report.seconds = time.perf_counter() - started
     if report.tile_shrinks or report.batch_splits or report.fp32_redos:
         log.info("%s", report)

@@ -46,8 +46,20 @@ def test_a_swin2sr_descriptor_runs_on_our_network_once_converted_and_cached(x2_d
 def test_upscale_and_plan_with_a_descriptor_equal_the_loaded_model(x2_descriptor, x2_state):
     model = swin2sr.load_model(x2_state)
     assert torch.equal(swin2sr.upscale(x2_descriptor, IMAGE), swin2sr.upscale(model, IMAGE))
-    assert swin2sr.plan_upscale(x2_descriptor, 300, 200) == swin2sr.plan_upscale(model, 300, 200)
+    free = 1 << 30  # the same figure for both plans (the measured one changes from call to call)
+    assert swin2sr.plan_upscale(x2_descriptor, 300, 200, free_memory=free) == swin2sr.plan_upscale(
+        model, 300, 200, free_memory=free)
     assert swin2sr.estimate_memory(x2_descriptor, 64, 48) == swin2sr.estimate_memory(model, 64, 48)
+
+
+def test_a_descriptor_loaded_under_inference_mode_runs_in_either_mode(x2_state):
+    """ComfyUI's executor runs the built-in Load Upscale Model, and every node, under torch.inference_mode()."""
+    with torch.inference_mode():
+        descriptor = spandrel.ModelLoader().load_from_state_dict(x2_state).eval()
+        inside = swin2sr.upscale(descriptor, IMAGE)
+    outside = swin2sr.upscale(descriptor, IMAGE)
+    expected = swin2sr.upscale(swin2sr.load_model(x2_state), IMAGE)
+    assert torch.equal(inside, expected) and torch.equal(outside, expected)
 
 
 def test_refine_faces_takes_descriptors_for_both_models(x2_descriptor, x2_state):
