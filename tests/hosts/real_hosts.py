@@ -149,11 +149,13 @@ def link_repository(folder: Path, name: str) -> Path:
 
 
 def comfy_server(hosts: Path, base: Path, env: dict[str, str]) -> Server:
-    """ComfyUI 0.3.64 on the CPU with its folders under `base` (custom_nodes, input, output, models, user)."""
+    """ComfyUI 0.3.64 on the CPU with its folders under `base` (custom_nodes, input, output, models, user).
+
+    Its database is a file beside `base`: an in-memory one logs SQLite thread errors on every prompt."""
     port = free_port()
     python = hosts / "comfy-venv" / "bin" / "python"
     command = [str(python), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-               "--base-directory", str(base), "--database-url", "sqlite:///:memory:"]
+               "--base-directory", str(base), "--database-url", f"sqlite:///{base.parent / 'comfyui.db'}"]
     return Server("ComfyUI", command, hosts / "ComfyUI", base.parent / "comfyui.log",
                   f"http://127.0.0.1:{port}/system_stats", env)
 
