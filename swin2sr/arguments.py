@@ -61,12 +61,19 @@ def check_device(device) -> torch.device | None:
     if backend is None:
         backend = getattr(torch, device.type, None)
     if backend is None or not backend.is_available():
-        raise ValueError(f"device {str(device)!r} is not available on this machine (torch {torch.__version__}); "
-                         f"use 'cpu'{' or a CUDA build of torch' if device.type == 'cuda' else ''}")
+        raise ValueError(f"device {str(device)!r} is not available on this machine{_why_not(device.type)}; use 'cpu'")
     count = getattr(backend, "device_count", lambda: 1)()
     if device.index is not None and device.index >= count:
         raise ValueError(f"device {str(device)!r} does not exist: this machine has {count} {device.type} device(s)")
     return device
+
+
+def _why_not(device_type: str) -> str:
+    if device_type != "cuda":
+        return ""
+    if torch.version.cuda is None:
+        return f" (torch {torch.__version__} is built without CUDA: install a CUDA build of torch)"
+    return " (no CUDA GPU is visible: check the driver and CUDA_VISIBLE_DEVICES)"
 
 
 def check_model(model) -> None:

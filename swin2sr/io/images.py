@@ -32,7 +32,7 @@ class ImageKind:
     channels: int  # 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA
     dtype: object = None  # numpy/torch dtype of the input
     layout: str = "BCHW"  # torch only
-    batched: bool = True  # numpy: HWC or HW (False), torch: always batched
+    channel_axis: bool = True  # numpy: False for an HW array (given back as HW)
     mode: str = ""  # PIL mode
     device: object = None  # torch input device
 
@@ -115,16 +115,16 @@ def _read_pil(image) -> tuple[torch.Tensor, ImageKind]:
 
 def _read_numpy(array: np.ndarray) -> tuple[torch.Tensor, ImageKind]:
     if array.ndim == 2:
-        hwc, batched = array[..., None], False
+        hwc = array[..., None]
     elif array.ndim == 3 and 1 <= array.shape[-1] <= 4:
-        hwc, batched = array, False
+        hwc = array
     else:
         raise ValueError(
             f"numpy images must be HW or HWC with 1-4 channels, got shape {array.shape}; "
             "for a batch pass a tensor [B,H,W,C] or one image at a time"
         )
     tensor = torch.from_numpy(_to_unit_float(hwc)).permute(2, 0, 1)[None]
-    return tensor.contiguous(), ImageKind("numpy", hwc.shape[-1], dtype=array.dtype, batched=batched)
+    return tensor.contiguous(), ImageKind("numpy", hwc.shape[-1], dtype=array.dtype, channel_axis=array.ndim == 3)
 
 
 def _to_unit_float(array: np.ndarray) -> np.ndarray:
@@ -257,7 +257,7 @@ def finish(color: torch.Tensor, alpha: torch.Tensor | None, kind: ImageKind):
         return _finish_torch(color, kind)
     hwc = _to_numpy_hwc(color[0], kind)
     if kind.kind == "numpy":
-        return hwc if kind.batched or hwc.shape[-1] > 1 else hwc[..., 0]
+        return hwc if kind.channel_axis else hwc[..., 0]
     return _to_pil(hwc, kind.mode)
 
 
