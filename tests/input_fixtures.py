@@ -111,3 +111,27 @@ def write_animation(path: Path, images: list[Image.Image], **options) -> Path:
     """An animation through Pillow's own writer (the format from the suffix)."""
     images[0].save(path, save_all=True, append_images=images[1:], **options)
     return path
+
+
+def gif_local_palettes(path: Path) -> list[bool]:
+    """For each frame of a GIF file, whether it brings its own (local) colour table: read from the blocks."""
+    data = Path(path).read_bytes()
+    pos = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0)  # header, screen descriptor, global table
+    local = []
+
+    def skip_sub_blocks(at: int) -> int:
+        while data[at]:
+            at += data[at] + 1
+        return at + 1
+
+    while data[pos] != 0x3B:  # trailer
+        if data[pos] == 0x21:  # extension: label, then sub-blocks
+            pos = skip_sub_blocks(pos + 2)
+        elif data[pos] == 0x2C:  # image descriptor, optional local table, LZW code size, image data
+            packed = data[pos + 9]
+            local.append(bool(packed & 0x80))
+            pos += 10 + (3 << ((packed & 7) + 1) if packed & 0x80 else 0)
+            pos = skip_sub_blocks(pos + 1)
+        else:
+            raise ValueError(f"unexpected GIF block 0x{data[pos]:02x} at {pos}")
+    return local
