@@ -20,7 +20,7 @@ import torch
 
 import swin2sr
 
-from .io import animation, check_output_path, read_image, write_image
+from .io import animation, check_image_file, check_output_path, read_image, write_image
 
 log = logging.getLogger("swin2sr")
 
@@ -30,8 +30,7 @@ Progress = Callable[[int, int], None]
 def check_file_paths(source: Path, destination: Path) -> bool:
     """Check what can be checked before the upscale (one-line ValueError); True when `source` is animated."""
     check_output_path(destination)
-    if not Path(source).is_file():
-        raise ValueError(f"{source}: no such file" if not Path(source).exists() else f"{source} is not a file")
+    check_image_file(source)
     animated = animation.is_animated(source)
     if animated:
         animation.check_animation_output(destination)

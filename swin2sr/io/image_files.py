@@ -18,6 +18,7 @@ import tempfile
 import warnings
 import zlib
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,18 +109,35 @@ def open_image(path: Path) -> Image.Image:
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"input {path} is a folder, not an image file")
+    with _user_errors(path):
+        image = Image.open(path)
+        image.load()
+    return image
+
+
+@contextmanager
+def _user_errors(path: Path):
+    """Pillow's errors about a file, as one-line ValueErrors naming it; oversized images count as errors."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
-            image.load()
+            yield
     except FileNotFoundError:
         raise ValueError(f"{path}: no such file") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ValueError(f"{path} is too large to open safely ({exc}); shrink it first") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ValueError(f"{path} is not a readable image ({exc})") from None
-    return image
+
+
+def check_image_file(path: Path) -> None:
+    """Find an unreadable, truncated or oversized image file without decoding it (before a model loads)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file" if not path.exists() else f"{path} is not a file")
+    with _user_errors(path):
+        with Image.open(path) as image:
+            image.verify()
 
 
 def read_image(path: Path) -> tuple[Image.Image | np.ndarray, ImageFileInfo]:
