@@ -83,11 +83,9 @@ def _given_regions(args: argparse.Namespace) -> dict:
 
 
 def _read_mask(path: Path):
-    import numpy as np
-    import torch
-
-    gray = np.asarray(read_image(path)[0].convert("L"), dtype=np.float32) / 255
-    return torch.from_numpy(gray)
+    """A mask file of any mode or depth as float [H, W] in 0..1 (its colour channels averaged, alpha ignored)."""
+    batch, kind = images.read_batch(read_image(path)[0])
+    return batch[0, : 1 if kind.gray else 3].mean(0)
 
 
 def run_faces(args: argparse.Namespace) -> int:

@@ -140,3 +140,11 @@ def test_a_probably_mistaken_array_is_refused_with_the_fix(image, words):
 def test_a_value_that_is_not_an_image_is_a_type_error_naming_what_is_accepted(image):
     with pytest.raises(TypeError, match="PIL image, a numpy HWC array or a tensor"):
         run(image)
+
+
+@pytest.mark.parametrize("image", [np.full((8, 10), 200, np.uint16), Image.fromarray(np.full((8, 10), 200, np.int32))],
+                         ids=["uint16", "mode-I"])  # fmt: skip
+def test_8_bit_values_in_a_16_bit_image_get_a_warning_naming_the_fix(image, caplog):
+    out = run(image)
+    assert np.array_equal(np.asarray(out), np.full((16, 20), 200))  # still exact: nothing is guessed
+    assert "nearly black" in caplog.text and "uint8" in caplog.text

@@ -10,6 +10,7 @@ layout="BCHW" or "BHWC" to say it explicitly.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,8 @@ try:  # PIL is optional for the core (hosts hand tensors); needed only for PIL i
     from PIL import Image
 except ImportError:  # pragma: no cover
     Image = None
+
+log = logging.getLogger("swin2sr")
 
 LAYOUTS = ("BCHW", "BHWC")
 
@@ -131,6 +134,9 @@ def _to_unit_float(array: np.ndarray) -> np.ndarray:
     if array.dtype == np.uint8:
         return array.astype(np.float32) / 255.0
     if array.dtype == np.uint16:
+        if array.size and 0 < array.max() <= 255:
+            log.warning("these 16-bit pixels are all 255 or less, so the image is nearly black; if it holds 8-bit "
+                        "data, pass it as uint8 (.astype(np.uint8), or convert('L') for a PIL image)")  # fmt: skip
         return array.astype(np.float32) / 65535.0
     if np.issubdtype(array.dtype, np.floating):
         array = array.astype(np.float32)
@@ -175,9 +181,10 @@ def _read_torch(tensor: torch.Tensor, layout: str | None) -> tuple[torch.Tensor,
         bchw = bchw.to(torch.float32) / 65535.0
     elif not tensor.dtype.is_floating_point:
         raise ValueError(f"unsupported tensor dtype {tensor.dtype}: use uint8 or float in 0..1")
-    elif bchw.numel():
-        low, high = torch.aminmax(torch.nan_to_num(bchw, nan=0.5, posinf=0.5, neginf=0.5))  # see _to_unit_float
-        check_float_range(float(low), float(high))
+    else:
+        for image in bchw:  # one image at a time: a copy of a whole host batch could be gigabytes
+            low, high = torch.aminmax(torch.nan_to_num(image, nan=0.5, posinf=0.5, neginf=0.5))  # see _to_unit_float
+            check_float_range(float(low), float(high))
     return bchw.to("cpu", torch.float32).clamp(0, 1).contiguous(), kind
 
 
