@@ -92,6 +92,8 @@ def run_faces(args: argparse.Namespace) -> int:
     import swin2sr
 
     check_output_path(args.output)
+    if args.mask_output:
+        check_output_path(args.mask_output)
     options = cli.processing_options(args)
     image, info = read_image(args.input)
     base = read_image(args.base)[0] if args.base else None

@@ -203,3 +203,8 @@ def test_a_model_that_gives_nan_is_reported_and_nothing_is_written(photo, tmp_pa
     monkeypatch.setattr(swin2sr, "load_any_model", lambda *a, **k: Broken())
     err = one_line_error(capsys, ["upscale", str(photo), "-o", str(tmp_path / "o.png")])
     assert "NaN or infinite" in err and "nothing was written" in err and not (tmp_path / "o.png").exists()
+
+
+def test_faces_checks_the_mask_output_path_before_loading_models(photo, tmp_path, capsys, no_model):
+    err = one_line_error(capsys, ["faces", str(photo), "-o", str(tmp_path / "o.png"), "--mask-output", str(tmp_path / "m.xyz")])
+    assert "cannot tell the output format from 'm.xyz'" in err

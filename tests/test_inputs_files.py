@@ -182,3 +182,11 @@ def test_a_transparent_palette_png_becomes_rgba_with_the_same_transparency(neare
     transparent_palette_image().save(tmp_path / "in.png")
     assert upscale_file(tmp_path / "in.png", tmp_path / "out.png") == 0
     assert Image.open(tmp_path / "out.png").mode == "RGBA"
+
+
+def test_a_multi_page_tiff_warns_that_only_the_first_page_is_upscaled(tmp_path, caplog):
+    first, second = pil_image("RGB"), pil_image("RGB", seed=1)
+    first.save(tmp_path / "pages.tif", save_all=True, append_images=[second])
+    image, _ = read_image(tmp_path / "pages.tif")
+    assert np.array_equal(np.asarray(image), np.asarray(first))
+    assert "holds 2 pages; only the first is upscaled" in caplog.text

@@ -143,6 +143,9 @@ def check_image_file(path: Path) -> None:
 def read_image(path: Path) -> tuple[Image.Image | np.ndarray, ImageFileInfo]:
     """(pixels upright, at full precision, ImageFileInfo): see the module docstring."""
     image = open_image(path)
+    if getattr(image, "n_frames", 1) > 1 and image.format not in ("GIF", "PNG", "WEBP"):
+        log.warning("%s holds %d pages; only the first is upscaled (split the pages to upscale them all)",
+                    path, image.n_frames)  # fmt: skip
     orientation = image.getexif().get(0x0112, 1)
     upright = ImageOps.exif_transpose(image)
     exif = upright.getexif()
