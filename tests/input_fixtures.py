@@ -8,6 +8,7 @@ animations with chosen durations, loop and disposal.
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,24 @@ def write_png16(path: Path, array: np.ndarray) -> Path:
     writer = png.Writer(w, h, greyscale=c <= 2, alpha=c in (2, 4), bitdepth=16)
     with open(path, "wb") as f:
         writer.write(f, array.reshape(h, w * c))
+    return path
+
+
+def write_tiff16(path: Path, array: np.ndarray) -> Path:
+    """An uncompressed 16-bit colour TIFF of a uint16 [H, W, C] array, written by hand (Pillow cannot)."""
+    h, w, c = array.shape
+    tags = [(256, 3, 1, w), (257, 3, 1, h), (258, 3, c, 0), (259, 3, 1, 1), (262, 3, 1, 2), (273, 4, 1, 0),
+            (277, 3, 1, c), (278, 3, 1, h), (279, 4, 1, array.nbytes), (284, 3, 1, 1)]  # fmt: skip
+    bits_at = 8 + 2 + 12 * len(tags) + 4
+    values = {258: bits_at, 273: bits_at + 2 * c}  # offsets of the bits-per-sample list and of the pixels
+    entries = b"".join(
+        struct.pack("<HHII", tag, kind, count, values.get(tag, value)) if kind == 4 or count > 1
+        else struct.pack("<HHIHxx", tag, kind, count, value)
+        for tag, kind, count, value in tags
+    )  # fmt: skip
+    ifd = struct.pack("<H", len(tags)) + entries + struct.pack("<I", 0)
+    Path(path).write_bytes(b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack(f"<{c}H", *[16] * c)
+                           + array.astype("<u2").tobytes())  # fmt: skip
     return path
 
 

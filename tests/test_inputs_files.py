@@ -9,7 +9,15 @@ from __future__ import annotations
 import numpy as np
 import png
 import pytest
-from input_fixtures import NearestX2, deep_rgb, nearest2, pil_image, transparent_palette_image, write_png16
+from input_fixtures import (
+    NearestX2,
+    deep_rgb,
+    nearest2,
+    pil_image,
+    transparent_palette_image,
+    write_png16,
+    write_tiff16,
+)
 from PIL import Image, ImageCms
 
 import swin2sr
@@ -190,3 +198,10 @@ def test_a_multi_page_tiff_warns_that_only_the_first_page_is_upscaled(tmp_path, 
     image, _ = read_image(tmp_path / "pages.tif")
     assert np.array_equal(np.asarray(image), np.asarray(first))
     assert "holds 2 pages; only the first is upscaled" in caplog.text
+
+
+def test_a_16_bit_colour_tiff_is_read_at_8_bits_with_a_warning_naming_the_fix(tmp_path, caplog):
+    values = deep_rgb(3)
+    image, _ = read_image(write_tiff16(tmp_path / "deep.tif", values))
+    assert image.mode == "RGB" and np.array_equal(np.asarray(image), (values >> 8).astype(np.uint8))
+    assert "16-bit colour TIFF" in caplog.text and "16-bit PNG" in caplog.text

@@ -90,7 +90,7 @@ def check_output_path(path: Path) -> OutputFormat:
     path = Path(path)
     output_format = output_format_for(path)
     if path.is_dir():
-        raise ValueError(f"output {path} is a folder; give a file name such as {path / ('out' + path.suffix or '.png')}")
+        raise ValueError(f"output {path} is a folder; give a file name such as {path / ('out' + (path.suffix or '.png'))}")
     folder = path.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
@@ -146,6 +146,9 @@ def read_image(path: Path) -> tuple[Image.Image | np.ndarray, ImageFileInfo]:
     if getattr(image, "n_frames", 1) > 1 and image.format not in ("GIF", "PNG", "WEBP"):
         log.warning("%s holds %d pages; only the first is upscaled (split the pages to upscale them all)",
                     path, image.n_frames)  # fmt: skip
+    if _is_deep_color_tiff(image):
+        log.warning("%s is a 16-bit colour TIFF, which Pillow reads at 8 bits per channel: the result has 8 bits; "
+                    "save it as a 16-bit PNG first to keep the depth", path)  # fmt: skip
     orientation = image.getexif().get(0x0112, 1)
     upright = ImageOps.exif_transpose(image)
     exif = upright.getexif()
@@ -169,6 +172,11 @@ def _is_deep_color_png(path: Path, image: Image.Image) -> bool:
     with open(path, "rb") as f:
         header = f.read(26)
     return len(header) == 26 and header[24] == 16 and header[25] in (2, 4, 6)
+
+
+def _is_deep_color_tiff(image: Image.Image) -> bool:
+    bits = image.tag_v2.get(258, 8) if image.format == "TIFF" else 8
+    return image.mode in ("RGB", "RGBA", "CMYK") and max(bits if isinstance(bits, tuple) else (bits,)) > 8
 
 
 def _read_deep_png(path: Path) -> np.ndarray:
