@@ -271,9 +271,11 @@ def upscale(
 ):
     """Upscale `image` with `model` (scale s), tiled and memory-planned; returns the same kind of image.
 
-    image: PIL image, numpy HW/HWC (uint8, uint16, float), or a tensor [B,C,H,W] / ComfyUI [B,H,W,C]
-      (layout rule in swin2sr.io.images; pass layout= to be explicit).  RGBA keeps its alpha (resized
-      bilinearly, not by the model), gray comes back gray, values are clamped to 0..1.
+    image: PIL image of any mode (16-bit, 32-bit and float modes keep their precision), numpy HW/HWC
+      (uint8, uint16, float in 0..1), or a tensor [B,C,H,W] / ComfyUI [B,H,W,C] (layout rule in
+      swin2sr.io.images; pass layout= to be explicit).  The result comes back in the closest mode/dtype.
+      RGBA keeps its alpha (resized bilinearly, not by the model), gray comes back gray, values are
+      clamped to 0..1; float values far above 1 (0..255 data) are refused with the fix.
     tile: "auto" (TILE_SIZE, else the largest tile whose forecast fits the budget), a side in input
       pixels (rounded down to the model's window multiple), or 0 for one untiled pass.
     overlap: input pixels shared by neighbouring tiles (at most a third of the tile), blended with a
