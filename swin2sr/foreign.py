@@ -15,6 +15,7 @@ from torch import nn
 
 from . import hf_names
 from .arch import Swin2SR
+from .arguments import check_load_arguments
 from .loader import (
     CheckpointError,
     Source,
@@ -82,6 +83,7 @@ def load_any_model(
     Files are read the same safe way as by `load_model` (weights_only
     pickles, safetensors), so spandrel only ever sees a plain state dict.
     """
+    check_load_arguments(source, device, dtype)
     raw, metadata, origin, notes = read_source(source)
     state = unwrap_state_dict(raw, origin, notes)
     if is_swin2sr_state_dict(state) or hf_names.is_hf_state_dict(state):

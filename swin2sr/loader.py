@@ -28,6 +28,7 @@ from typing import Union
 import torch
 
 from . import hf_names
+from .arguments import check_load_arguments
 from .arch import Swin2SR, Swin2SRConfig
 from .checkpoint_files import CheckpointError, StateDict, hf_config_metadata, read_file
 from .variants import METADATA_FIELDS, describe_variant, infer_config
@@ -67,6 +68,7 @@ def load_model(
     `.config` and `.tile_multiple`; calling it on a [B, 3, H, W] tensor in
     0..1 gives the raw [B, 3, H*s, W*s] output of the exact untiled network.
     """
+    check_load_arguments(source, device, dtype)
     return build_model(read_checkpoint(source), device, dtype)
 
 

@@ -135,3 +135,16 @@ def test_refine_faces_refuses_a_base_that_is_not_this_input_upscaled(base_shape)
 def test_a_base_of_the_right_size_is_accepted():
     out, _, regions = swin2sr.refine_faces(IMAGE, NearestX2(), base=np.zeros((16, 20, 3), np.uint8), boxes=[(1, 1, 5, 5)])
     assert out.shape == (16, 20, 3) and len(regions) == 1
+
+
+@pytest.mark.parametrize("load", [swin2sr.load_model, swin2sr.load_any_model], ids=["load_model", "load_any_model"])
+@pytest.mark.parametrize(
+    "arguments,error,words",
+    [((123,), TypeError, ["source", "builtin-x4", "int"]), (("builtin-x2", "gpu"), ValueError, ["device 'gpu'"]),
+     (("builtin-x2", None, torch.int8), TypeError, ["dtype", "floating"])],
+    ids=["number", "device", "dtype"],
+)  # fmt: skip
+def test_loading_refuses_bad_arguments_before_reading_anything(load, arguments, error, words):
+    with pytest.raises(error) as caught:
+        load(*arguments)
+    _check(caught, words)
