@@ -181,13 +181,21 @@ def _is_deep_color_tiff(image: Image.Image) -> bool:
 
 def _read_deep_png(path: Path) -> np.ndarray:
     """16-bit RGB / RGBA / gray+alpha PNG -> uint16 [H, W, 3|4] (gray+alpha widened to RGBA)."""
-    import png
-
+    png = _pypng()
     width, height, rows, meta = png.Reader(filename=str(path)).asDirect()
     array = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows]).reshape(height, width, meta["planes"])
     if meta["planes"] == 2:  # gray+alpha: the model sees colour anyway, and RGBA is what PNG stores back
         array = np.concatenate([array[..., :1].repeat(3, axis=2), array[..., 1:]], axis=2)
     return array
+
+
+def _pypng():
+    try:
+        import png
+    except ImportError:
+        raise ValueError("16-bit colour PNG needs the pypng package, a dependency of swin2sr-upscaler: "
+                         "pip install pypng") from None  # fmt: skip
+    return png
 
 
 def _orient_array(array: np.ndarray, orientation: int) -> np.ndarray:
@@ -321,8 +329,7 @@ def to_8_bit(array: np.ndarray) -> np.ndarray:
 
 def _write_deep_png(array: np.ndarray, f, metadata: dict) -> None:
     """16-bit RGB / RGBA PNG through pypng, with the iCCP, eXIf and pHYs chunks Pillow would have written."""
-    import png
-
+    png = _pypng()
     height, width, planes = array.shape
     dpi = metadata.get("dpi")
     density = {} if not dpi else dict(x_pixels_per_unit=round(dpi[0] / 0.0254), y_pixels_per_unit=round(dpi[1] / 0.0254),
