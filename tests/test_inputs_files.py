@@ -205,3 +205,12 @@ def test_a_16_bit_colour_tiff_is_read_at_8_bits_with_a_warning_naming_the_fix(tm
     image, _ = read_image(write_tiff16(tmp_path / "deep.tif", values))
     assert image.mode == "RGB" and np.array_equal(np.asarray(image), (values >> 8).astype(np.uint8))
     assert "16-bit colour TIFF" in caplog.text and "16-bit PNG" in caplog.text
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+def test_a_transparent_still_written_as_gif_keeps_on_off_transparency(mode, tmp_path):
+    image = pil_image(mode)
+    write_image(image, tmp_path / "o.gif")
+    with Image.open(tmp_path / "o.gif") as gif:
+        alpha = np.asarray(gif.convert("RGBA"))[..., 3]
+    assert np.array_equal(alpha > 127, np.asarray(image)[..., -1] > 127)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .image_files import atomic_write, open_image, output_format_for
+from .image_files import TRANSPARENT_INDEX, atomic_write, open_image, output_format_for, with_transparent_index
 
 log = logging.getLogger("swin2sr")
 
@@ -134,8 +134,8 @@ def _gif_frames(animation: Animation) -> tuple[list[Image.Image], dict]:
         frames = [_indexed(Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE), table) for f in rgb]
         options["palette"] = table  # written once, as the global colour table
     if colours == 255:
-        frames = [_with_transparency(frame, mask) for frame, mask in zip(frames, clear)]
-        options["transparency"] = 255
+        frames = [with_transparent_index(frame, mask) for frame, mask in zip(frames, clear)]
+        options["transparency"] = TRANSPARENT_INDEX
     return frames, options
 
 
@@ -163,12 +163,4 @@ def _full_table(flat: list[int]) -> bytes:
 def _indexed(frame: Image.Image, table: bytes) -> Image.Image:
     out = Image.fromarray(np.asarray(frame), mode="P")
     out.putpalette(table)
-    return out
-
-
-def _with_transparency(frame: Image.Image, clear: np.ndarray) -> Image.Image:
-    indices = np.asarray(frame).copy()
-    indices[clear] = 255
-    out = Image.fromarray(indices, mode="P")
-    out.putpalette(frame.getpalette())
     return out

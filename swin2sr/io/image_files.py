@@ -259,11 +259,11 @@ def _size(image) -> tuple[int, int]:
 _FALLBACKS = {  # the next closest modes, best first, when a format cannot store a mode as it is
     "1": ("L", "RGB"),
     "L": ("RGB",),
-    "LA": ("RGBA", "L", "RGB"),
+    "LA": ("RGBA", "P", "L", "RGB"),
     "P": ("RGBA", "RGB"),
     "PA": ("RGBA", "RGB"),
     "RGB": ("P",),
-    "RGBA": ("RGB",),
+    "RGBA": ("P", "RGB"),
     "CMYK": ("RGB",),
     "I;16": ("L", "RGB"),
     "F": ("I;16", "L", "RGB"),
@@ -314,8 +314,30 @@ def _convert(image: Image.Image, mode: str, output_format: OutputFormat) -> Imag
         image = Image.fromarray(to_8_bit(np.asarray(image)))
         return image if image.mode == mode else image.convert(mode)
     if mode == "P":
-        return image.quantize(256, dither=Image.Dither.NONE)
+        return _to_palette(image)
     return image.convert(mode)
+
+
+def _to_palette(image: Image.Image) -> Image.Image:
+    """Up to 256 colours without dithering; pixels under half opacity become one transparent index (GIF)."""
+    if image.mode not in ("LA", "RGBA", "PA"):
+        return image.convert("RGB").quantize(256, dither=Image.Dither.NONE)
+    rgba = np.asarray(image.convert("RGBA"))
+    indexed = Image.fromarray(np.ascontiguousarray(rgba[..., :3])).quantize(255, dither=Image.Dither.NONE)
+    return with_transparent_index(indexed, rgba[..., 3] < 128)
+
+
+TRANSPARENT_INDEX = 255  # palette images keep the last index for transparency
+
+
+def with_transparent_index(indexed: Image.Image, clear: np.ndarray) -> Image.Image:
+    """A copy of a palette image of at most 255 colours whose `clear` pixels use TRANSPARENT_INDEX."""
+    indices = np.asarray(indexed).copy()
+    indices[clear] = TRANSPARENT_INDEX
+    out = Image.fromarray(indices, mode="P")
+    out.putpalette(indexed.getpalette())
+    out.info["transparency"] = TRANSPARENT_INDEX
+    return out
 
 
 def to_8_bit(array: np.ndarray) -> np.ndarray:
