@@ -88,7 +88,7 @@ def check_upscalable(bchw: torch.Tensor) -> None:
 # Palette images come back as full colour: an upscale has far more colours than the palette.
 _PIL_READ_AS = {"1": "L", "P": "RGB", "PA": "RGBA", "La": "LA", "RGBa": "RGBA", "RGBX": "RGB", "CMYK": "RGB",
                 "YCbCr": "RGB", "HSV": "RGB", "LAB": "RGB"}  # fmt: skip
-_PIL_BACK_AS = {"P": "RGB", "PA": "RGBA", "La": "LA", "RGBa": "RGBA", "RGBX": "RGB", "I;16B": "I;16",
+_PIL_BACK_AS = {"PA": "RGBA", "La": "LA", "RGBa": "RGBA", "RGBX": "RGB", "I;16B": "I;16",
                 "I;16L": "I;16", "I;16N": "I;16"}  # fmt: skip
 _PIL_DEEP = {"I;16": np.uint16, "I;16B": np.uint16, "I;16L": np.uint16, "I;16N": np.uint16, "I": np.int32,
              "F": np.float32}  # fmt: skip
