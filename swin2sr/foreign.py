@@ -23,11 +23,13 @@ from torch import nn
 
 from . import hf_names
 from .arch import Swin2SR
+from .arguments import check_load_arguments
 from .loader import (
     CheckpointError,
     Source,
     StateDict,
     build_model,
+    check_finite_weights,
     checkpoint_from_state,
     is_swin2sr_state_dict,
     load_model,
@@ -147,10 +149,12 @@ def load_any_model(
     Files are read the same safe way as by `load_model` (weights_only
     pickles, safetensors), so spandrel only ever sees a plain state dict.
     """
+    check_load_arguments(source, device, dtype)
     raw, metadata, origin, notes = read_source(source)
     state = unwrap_state_dict(raw, origin, notes)
     if is_swin2sr_state_dict(state) or hf_names.is_hf_state_dict(state):
         return build_model(checkpoint_from_state(state, metadata, origin, notes), device, dtype)
+    check_finite_weights(state, origin)
     return wrap_spandrel(_spandrel_descriptor(state, origin)).to(device=device, dtype=dtype)
 
 

@@ -28,6 +28,7 @@ from typing import Union
 import torch
 
 from . import hf_names
+from .arguments import check_load_arguments
 from .arch import Swin2SR, Swin2SRConfig
 from .attention import relative_coords_table, relative_position_index, shift_mask
 from .checkpoint_files import CheckpointError, StateDict, hf_config_metadata, read_file
@@ -70,6 +71,7 @@ def load_model(
     `.config` and `.tile_multiple`; calling it on a [B, 3, H, W] tensor in
     0..1 gives the raw [B, 3, H*s, W*s] output of the exact untiled network.
     """
+    check_load_arguments(source, device, dtype)
     return build_model(read_checkpoint(source), device, dtype)
 
 
@@ -263,7 +265,25 @@ def load_weights(model: Swin2SR, state: StateDict, origin: str) -> None:
             + "; ".join(problems)
             + ". The file is incomplete or was saved from a modified network; use the complete original file"
         )
+    for key, tensor in state.items():
+        if expected[key].is_floating_point() and not tensor.is_floating_point():
+            raise CheckpointError(
+                f"{origin}: tensor {key!r} holds {tensor.dtype} values where the network needs floating point; "
+                "the file was converted or saved wrongly: use the original checkpoint"
+            )
+    check_finite_weights(state, origin)
     model.load_state_dict(state, strict=True)
+
+
+def check_finite_weights(state: StateDict, origin: str) -> None:
+    """Refuse NaN or infinite weights, naming the first tensor: they would give a black or grey image."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(
+                f"{origin}: tensor {key!r} contains {bad} NaN or infinite values; the file is damaged or the "
+                "training diverged: use another checkpoint"
+            )
 
 
 def spandrel_buffers(config: Swin2SRConfig) -> StateDict:

@@ -44,19 +44,3 @@ def mps_free_memory() -> int:
     if not hasattr(mps, "recommended_max_memory"):
         return available_ram()
     return max(0, min(mps.recommended_max_memory() - mps.driver_allocated_memory(), available_ram()))
-
-
-def check_device(device: torch.device) -> torch.device:
-    """`device`, or a one-line ValueError when this machine or this torch build lacks it (checked before any work,
-    instead of torch's error from deep inside the first tensor move)."""
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(
-            "device 'mps' was asked for but Apple's Metal backend (MPS) is not available here: it needs macOS 12.3+ "
-            "and a PyTorch build with MPS; use device 'cpu'"
-        )
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device '{device}' was asked for but CUDA is not available (no NVIDIA GPU or driver, or a CPU-only "
-            "PyTorch build); use device 'cpu'"
-        )
-    return device

@@ -18,8 +18,10 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from . import engine, images, memory, settings, system
+from . import engine, memory, settings, system
+from .arguments import check_upscale_options, whole_number
 from .foreign import ModelLike, as_model
+from .io import images
 from .tiling import MIN_TILE, TileRunner, UpscaleCancelled, align_down, tile_grid
 from .tiling import is_oom as default_is_oom
 
@@ -185,8 +187,12 @@ def plan_upscale(
     unknown = set(upscale_only) - UPSCALE_ONLY_OPTIONS
     if unknown:
         raise TypeError(f"plan_upscale() got unexpected options {sorted(unknown)}")
+    check_upscale_options(tile=tile, overlap=overlap, precision=precision, max_input_size=max_input_size,
+                          memory_budget=memory_budget, free_memory=free_memory, device=device)  # fmt: skip
+    for name, value in (("height", height), ("width", width), ("batch", batch)):
+        whole_number(name, value, minimum=1)
     scale = int(model.scale)
-    device = system.check_device(torch.device(device)) if device is not None else model_device(model)
+    device = torch.device(device) if device is not None else model_device(model)
     dtype = resolve_precision(precision, device, model)
     mh, mw = prescaled_size(height, width, scale, max_input_size)
     budget, free = memory.memory_budget(device, memory_budget, free_memory)
@@ -267,9 +273,11 @@ def upscale(
 
     model: a loaded model (swin2sr.load_model / load_any_model) or a spandrel ImageModelDescriptor
       (ComfyUI's UPSCALE_MODEL); anything else is refused with a TypeError before any work.
-    image: PIL image, numpy HW/HWC (uint8, uint16, float), or a tensor [B,C,H,W] / ComfyUI [B,H,W,C]
-      (layout rule in swin2sr.images; pass layout= to be explicit).  RGBA keeps its alpha (resized
-      bilinearly, not by the model), gray comes back gray, values are clamped to 0..1.
+    image: PIL image of any mode (16-bit, 32-bit and float modes keep their precision), numpy HW/HWC
+      (uint8, uint16, float in 0..1), or a tensor [B,C,H,W] / ComfyUI [B,H,W,C] (layout rule in
+      swin2sr.io.images; pass layout= to be explicit).  The result comes back in the closest mode/dtype.
+      RGBA keeps its alpha (resized bilinearly, not by the model), gray comes back gray, values are
+      clamped to 0..1; float values far above 1 (0..255 data) are refused with the fix.
     tile: "auto" (TILE_SIZE, else the largest tile whose forecast fits the budget), a side in input
       pixels (rounded down to the model's window multiple), or 0 for one untiled pass.
     overlap: input pixels shared by neighbouring tiles (at most a third of the tile), blended with a
@@ -290,6 +298,11 @@ def upscale(
     """
     started = time.perf_counter()
     model = as_model(model)
+    check_upscale_options(tile=tile, overlap=overlap, precision=precision, max_input_size=max_input_size,
+                          memory_budget=memory_budget, free_memory=free_memory, device=device)  # fmt: skip
+    for name, function in (("progress", progress), ("cancel", cancel), ("is_oom", is_oom)):
+        if function is not None and not callable(function):
+            raise TypeError(f"{name} must be a function or None, got {type(function).__name__}")
     batch, kind = images.read_batch(image, layout)
     color, alpha = images.split_alpha(batch, kind)
     plan = plan_upscale(
