@@ -52,8 +52,8 @@ sys.path.insert(0, str(ROOT))
 
 import swin2sr  # noqa: E402
 from swin2sr import memory, tuning  # noqa: E402
-from swin2sr.arch import Swin2SR  # noqa: E402
 from swin2sr.loader import read_checkpoint  # noqa: E402
+from benchmarks.bench_tiling import safe_side  # noqa: E402
 from tests.checkpoints import OFFICIAL_CONFIGS, model_from_official, official_buffers  # noqa: E402
 from tests.checkpoints import random_official_state_dict  # noqa: E402
 
@@ -357,13 +357,11 @@ def safe_table(run: Run) -> dict:
     for gb in SAFE_TABLE_GB:
         for name in run.sizes(tuple(configs), tuple(configs)[:2]):
             config = configs[name]
-            with torch.device("meta"):
-                shape = Swin2SR(config).eval()
-            plan = swin2sr.plan_upscale(shape, 16384, 16384, device="cuda", max_input_size=0, precision=dtype,
-                                        free_memory=gb * GB)  # fmt: skip
-            rows.append({"card_gb": gb, "model": name, "side": plan.tile, "predicted": plan.predicted_bytes})
+            side = safe_side(config, gb * GB * memory.CUDA_SAFETY, dtype)  # how the README's table is made
+            predicted = swin2sr.estimate_memory(config, side, side, 1, dtype, "cuda")
+            rows.append({"card_gb": gb, "model": name, "side": side, "predicted": predicted})
             if run.cuda:
-                rows[-1].update(run_at_card_size(run, config, plan.tile, dtype, gb * GB))
+                rows[-1].update(run_at_card_size(run, config, side, dtype, gb * GB))
             print(json.dumps(rows[-1]), flush=True)
     if not run.cuda:
         return {"ok": None, "note": "sizes from the planner only: running them needs CUDA", "rows": rows}

@@ -12,39 +12,13 @@ import argparse
 import logging
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger("swin2sr")
 
-
-
-@dataclass(frozen=True)
-class OutputFormat:
-    """How PIL writes one output format: its name, save options and the image modes it stores as they are."""
-
-    name: str
-    options: dict
-    modes: tuple[str, ...]
-
-
-_DEEP = ("L", "LA", "RGB", "RGBA", "I;16")
-_PNG = OutputFormat("PNG", {"compress_level": 6}, _DEEP)
-_JPEG = OutputFormat("JPEG", {"quality": 95}, ("L", "RGB"))
-_TIFF = OutputFormat("TIFF", {"compression": "tiff_deflate"}, _DEEP)
-OUTPUT_FORMATS: dict[str, OutputFormat] = {
-    ".png": _PNG,
-    ".jpg": _JPEG,
-    ".jpeg": _JPEG,
-    ".webp": OutputFormat("WEBP", {"lossless": True}, ("RGB", "RGBA")),
-    ".tif": _TIFF,
-    ".tiff": _TIFF,
-}
-SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
-
+DEBUG_ENV = "SWIN2SR_DEBUG"  # set to 1 for tracebacks, like --debug
 
 def add_info_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("info", help="print the detected Swin2SR variant and configuration")
@@ -70,8 +44,8 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def add_upscale_command(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("upscale", help="upscale an image file (PNG, JPEG, WebP)")
-    parser.add_argument("input", type=Path, help="image to upscale")
+    parser = subparsers.add_parser("upscale", help="upscale an image file (PNG, JPEG, WebP, TIFF, GIF, APNG ...)")
+    parser.add_argument("input", type=Path, help="image to upscale (animated GIF/APNG/WebP: every frame)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output image; the suffix picks the format")
     parser.add_argument("--model", default="builtin-x4", help="checkpoint path or builtin-x4 / builtin-x2")
     add_processing_options(parser)
@@ -83,10 +57,10 @@ def add_processing_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps ... (default: cuda when available)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
     parser.add_argument("--tile", type=_tile_arg, default="auto", help="tile side in input pixels, or auto")
-    parser.add_argument("--overlap", type=int, default=16, help="tile overlap in input pixels (default 16)")
+    parser.add_argument("--overlap", type=_count_arg, default=16, help="tile overlap in input pixels (default 16)")
     parser.add_argument(
         "--max-input-size",
-        type=int,
+        type=_count_arg,
         default=None,
         help="downscale inputs whose longest side exceeds this first (0: never; default: env MAX_INPUT_SIZE or "
         "1024, or 0 when --tile is given)",
@@ -119,96 +93,47 @@ def _tile_arg(value: str) -> int | str:
     return tile
 
 
+def _count_arg(value: str) -> int:
+    """A whole number >= 0 (argparse prints the one-line error naming the flag)."""
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, not {value!r}") from None
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {count}")
+    return count
+
+
 def resolve_device(name: str | None) -> str:
+    """The --device value after checking it exists here (one-line error otherwise); default cuda if present."""
     import torch
 
+    from .arguments import check_device
+
     if name:
-        return name
+        try:
+            return str(check_device(name))
+        except ValueError as exc:
+            raise ValueError(f"--device: {exc}") from None
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def run_upscale(args: argparse.Namespace) -> int:
     import swin2sr
+    from swin2sr.upscale_files import check_file_paths, upscale_file
 
-    output_format = output_format_for(args.output)
+    check_file_paths(args.input, args.output)
     options = processing_options(args)
-    image = read_image(args.input)
     model = swin2sr.load_any_model(args.model, device=options["device"])
     log.info("model: %s", model.variant)
     bar = TextProgressBar(sys.stderr if not args.quiet else None, label=f"upscaling {args.input.name}")
     try:
-        result, report = swin2sr.upscale(model, image, **options, progress=bar, return_report=True)
+        report = upscale_file(model, args.input, args.output, progress=bar, **options)
     finally:
         bar.close()
     log.info("%s", report)
-    write_image_atomically(result, args.output, output_format)
     log.info("wrote %s", args.output)
     return 0
-
-
-# --- image files -----------------------------------------------------------------------------------
-
-
-def output_format_for(path: Path) -> OutputFormat:
-    """The format named by the suffix; lossless PNG when the name has none."""
-    try:
-        return OUTPUT_FORMATS[path.suffix.lower() or ".png"]
-    except KeyError:
-        known = ", ".join(OUTPUT_FORMATS)
-        raise ValueError(f"cannot tell the output format from {path.name!r}; use one of {known}") from None
-
-
-def read_image(path: Path):
-    """A PIL image (EXIF rotation applied), or a uint16 numpy array for 16-bit grayscale files.
-
-    PIL cannot convert 16-bit data to RGB without clipping it to 8 bits, so
-    16-bit grayscale keeps its full precision as a numpy array instead.
-    """
-    import numpy as np
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    try:
-        image = Image.open(path)
-        image.load()
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"{path} is not a readable image ({exc})") from None
-    image = ImageOps.exif_transpose(image)
-    if image.mode in SIXTEEN_BIT_MODES:
-        return np.clip(np.asarray(image, dtype=np.int64), 0, 65535).astype(np.uint16)
-    return image
-
-
-def write_image_atomically(image, path: Path, output_format: OutputFormat) -> None:
-    """Write to a temporary file next to `path`, then rename: no half-written output on errors or Ctrl-C."""
-    image = storable_image(image, output_format)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format=output_format.name, **output_format.options)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def storable_image(image, output_format: OutputFormat):
-    """A PIL image in a mode the format stores: 16-bit becomes 8-bit and alpha is dropped only where needed."""
-    import numpy as np
-    from PIL import Image
-
-    if not isinstance(image, Image.Image):
-        image = Image.fromarray(image)
-    if image.mode in output_format.modes:
-        return image
-    if image.mode == "I;16":
-        image = Image.fromarray((np.asarray(image, dtype=np.float32) / 257.0).round().astype(np.uint8))
-        if image.mode in output_format.modes:
-            return image
-    keep_alpha = image.mode in ("LA", "RGBA") and "RGBA" in output_format.modes
-    return image.convert("RGBA" if keep_alpha else "RGB")
 
 
 class TextProgressBar:
@@ -255,6 +180,7 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="swin2sr", description="Swin2SR image super-resolution")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    parser.add_argument("--debug", action="store_true", help=f"print the traceback of an error (or set {DEBUG_ENV}=1)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_command in COMMANDS:
         add_command(subparsers)
@@ -262,13 +188,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; every failure is one line on stderr and exit code 1 (130 on Ctrl-C) unless --debug."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(format="%(message)s", level=logging.WARNING if args.quiet else logging.INFO, force=True)
+    debug = args.debug or os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
     try:
         return args.run(args)
-    except ValueError as exc:  # CheckpointError included: messages written for the user
-        print(f"swin2sr {args.command}: error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print(f"\nswin2sr {args.command}: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"swin2sr {args.command}: error: {error_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for any error: our messages as they are (written for the user), others with their kind."""
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        text = "out of memory even at the smallest tile; try --precision fp16/bf16, --device cpu or a smaller input"
+    elif isinstance(exc, (ValueError, TypeError)):  # CheckpointError included
+        text = str(exc)
+    elif isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    else:
+        text = f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback and report it)"
+    return " ".join(text.split())

@@ -27,13 +27,13 @@ generic figure; `measured_peak` can measure one instead (a one-off probe).
 
 from __future__ import annotations
 
-import os
 from typing import Callable
 
 import torch
 
-from . import tuning
-from .arch import Swin2SR
+from . import system, tuning
+from .arch import Swin2SR, Swin2SRConfig
+from .foreign import ModelLike, as_model
 
 NUM_FEAT = 64
 STREAM_PER_CHANNEL = 2.5
@@ -45,7 +45,7 @@ HEAD_FACTOR = {"pixelshuffle": 2.27, "pixelshuffle_aux": 3.5, "nearest+conv": 3.
 # Foreign models: elements per LR pixel, conservative for ESRGAN/Compact-style heads at full resolution.
 GENERIC_BASE_ELEMENTS = 1024
 GENERIC_HEAD_ELEMENTS = 4 * NUM_FEAT  # times scale^2
-# Share of the free device memory the planner may use (the rest: fragmentation, cuDNN/cuBLAS workspaces, display).
+# Share of the free device memory (CUDA, MPS) the planner may use (the rest: fragmentation, workspaces, display).
 CUDA_SAFETY = 0.8
 # On the CPU bigger tiles are not faster (attention is windowed), so RAM use is kept modest.
 CPU_SAFETY = 0.25
@@ -80,7 +80,7 @@ def padded(side: int, multiple: int) -> int:
 
 
 def estimate_memory(
-    config,
+    config: Swin2SRConfig | ModelLike,
     tile_h: int,
     tile_w: int,
     batch: int = 1,
@@ -90,12 +90,13 @@ def estimate_memory(
 ) -> int:
     """Predicted peak device bytes (weights + activations) for one forward of `batch` tiles on `device`.
 
-    `config` is a Swin2SRConfig, or a model: for a model without a config the
-    generic estimate (parameter bytes + a conservative per-pixel figure) is used.
+    `config` is a Swin2SRConfig, or a model (anything `foreign.as_model` takes, e.g. ComfyUI's
+    UPSCALE_MODEL): for a model without a config the generic estimate (parameter bytes + a
+    conservative per-pixel figure) is used.
     """
     size = dtype_size(dtype)
-    if hasattr(config, "parameters"):
-        model = config
+    if not isinstance(config, Swin2SRConfig):
+        model = as_model(config, "config", also="a Swin2SRConfig")
         weights = sum(p.numel() for p in model.parameters()) * size
         config = getattr(model, "config", None)
         if config is None:
@@ -108,11 +109,12 @@ def estimate_memory(
     return weights + activation_elements(config, pixels, batch, torch.device(device).type, chunk_tokens) * size
 
 
-def budget_chunk_tokens(config, dtype: torch.dtype, device, budget: int) -> int:
+def budget_chunk_tokens(config: Swin2SRConfig | torch.nn.Module, dtype: torch.dtype, device, budget: int) -> int:
     """Tokens per chunk for a run under `budget` bytes: the device's choice, on CUDA at most a share of the budget."""
     device_type = torch.device(device).type
-    config = getattr(config, "config", config)
-    if not hasattr(config, "embed_dim"):  # a foreign model: no chunks
+    if not isinstance(config, Swin2SRConfig):
+        config = getattr(config, "config", None)
+    if config is None:  # a foreign model: no chunks
         return tuning.chunk_tokens(device_type)
     per_token = CHUNK_PER_CHANNEL * config.embed_dim * dtype_size(dtype)
     return tuning.chunk_tokens(device_type, int(budget * tuning.CHUNK_BUDGET_SHARE) // per_token)
@@ -131,31 +133,15 @@ def _parameter_count(config, _cache: dict = {}) -> int:  # noqa: B006 - delibera
 
 
 def free_memory(device: torch.device) -> int:
-    """Free bytes on `device`: CUDA's free plus what torch has cached, or the host's available RAM."""
+    """Free bytes on `device`: CUDA's free plus what torch has cached, the Apple GPU's (system.mps_free_memory),
+    or the host's available RAM (the CPU, and devices torch reports nothing for)."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
         return free + cached
-    if device.type == "cpu":
-        return available_ram()
-    if device.type == "mps" and hasattr(torch, "mps"):
-        return max(torch.mps.recommended_max_memory() - torch.mps.current_allocated_memory(), 0)
-    return available_ram()
-
-
-def available_ram() -> int:
-    """MemAvailable from /proc/meminfo; elsewhere half the physical RAM (a guess, said so in the plan)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    except (ValueError, OSError, AttributeError):
-        return 8 << 30
+    if device.type == "mps":
+        return system.mps_free_memory()
+    return system.available_ram()
 
 
 def memory_budget(

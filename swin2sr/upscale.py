@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import resource
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -19,7 +18,10 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from . import engine, images, memory, settings
+from . import engine, memory, settings, system
+from .arguments import check_upscale_options, whole_number
+from .foreign import ModelLike, as_model
+from .io import images
 from .tiling import MIN_TILE, TileRunner, UpscaleCancelled, align_down, tile_grid
 from .tiling import is_oom as default_is_oom
 
@@ -163,7 +165,7 @@ def prescaled_size(height: int, width: int, scale: int, max_input_size: int | No
 
 
 def plan_upscale(
-    model,
+    model: ModelLike,
     height: int,
     width: int,
     batch: int = 1,
@@ -182,9 +184,14 @@ def plan_upscale(
     Takes the same options as `upscale`, so a host can pass one options dict to both; those that
     only matter while running (progress, cancel, ...) are accepted and ignored.
     """
+    model = as_model(model)
     unknown = set(upscale_only) - UPSCALE_ONLY_OPTIONS
     if unknown:
         raise TypeError(f"plan_upscale() got unexpected options {sorted(unknown)}")
+    check_upscale_options(tile=tile, overlap=overlap, precision=precision, max_input_size=max_input_size,
+                          memory_budget=memory_budget, free_memory=free_memory, device=device)  # fmt: skip
+    for name, value in (("height", height), ("width", width), ("batch", batch)):
+        whole_number(name, value, minimum=1)
     scale = int(model.scale)
     device = torch.device(device) if device is not None else model_device(model)
     dtype = resolve_precision(precision, device, model)
@@ -248,7 +255,7 @@ def _largest_fitting_tile(cost: Callable[[int], int], longest: int, multiple: in
 
 
 def upscale(
-    model,
+    model: ModelLike,
     image,
     *,
     tile="auto",
@@ -267,9 +274,13 @@ def upscale(
 ):
     """Upscale `image` with `model` (scale s), tiled and memory-planned; returns the same kind of image.
 
-    image: PIL image, numpy HW/HWC (uint8, uint16, float), or a tensor [B,C,H,W] / ComfyUI [B,H,W,C]
-      (layout rule in swin2sr.images; pass layout= to be explicit).  RGBA keeps its alpha (resized
-      bilinearly, not by the model), gray comes back gray, values are clamped to 0..1.
+    model: a loaded model (swin2sr.load_model / load_any_model) or a spandrel ImageModelDescriptor
+      (ComfyUI's UPSCALE_MODEL); anything else is refused with a TypeError before any work.
+    image: PIL image of any mode (16-bit, 32-bit and float modes keep their precision), numpy HW/HWC
+      (uint8, uint16, float in 0..1), or a tensor [B,C,H,W] / ComfyUI [B,H,W,C] (layout rule in
+      swin2sr.io.images; pass layout= to be explicit).  The result comes back in the closest mode/dtype.
+      RGBA keeps its alpha (resized bilinearly, not by the model), gray comes back gray, values are
+      clamped to 0..1; float values far above 1 (0..255 data) are refused with the fix.
     tile: "auto" (TILE_SIZE, else the largest tile whose forecast fits the budget), a side in input
       pixels (rounded down to the model's window multiple), or 0 for one untiled pass.
     overlap: input pixels shared by neighbouring tiles (at most a third of the tile), blended with a
@@ -289,6 +300,12 @@ def upscale(
     return_report: also return an UpscaleReport (str() is the one-line summary).
     """
     started = time.perf_counter()
+    model = as_model(model)
+    check_upscale_options(tile=tile, overlap=overlap, precision=precision, max_input_size=max_input_size,
+                          memory_budget=memory_budget, free_memory=free_memory, device=device)  # fmt: skip
+    for name, function in (("progress", progress), ("cancel", cancel), ("is_oom", is_oom)):
+        if function is not None and not callable(function):
+            raise TypeError(f"{name} must be a function or None, got {type(function).__name__}")
     batch, kind = images.read_batch(image, layout)
     color, alpha = images.split_alpha(batch, kind)
     plan = plan_upscale(
@@ -326,7 +343,7 @@ def upscale(
     report.tile, report.tiles_per_batch = runner.tile, runner.batch
     report.batch_splits, report.tile_shrinks = runner.stats.batch_splits, runner.stats.tile_shrinks
     report.forwards = runner.stats.forwards
-    report.peak_rss_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    report.peak_rss_bytes = system.peak_rss()
     report.seconds = time.perf_counter() - started
     if report.tile_shrinks or report.batch_splits or report.fp32_redos:
         log.info("%s", report)

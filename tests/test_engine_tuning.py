@@ -182,6 +182,8 @@ def cuda_with_free(monkeypatch):
     """A pretend CUDA device: `set(free_bytes, bf16=True)` makes the memory and capability queries answer so."""
 
     def set_free(free: int, bf16: bool = True) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
         monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, free))
         monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 0)
         monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 0)
