@@ -8,10 +8,14 @@ calibrate; tests/test_tiling_memory.py keeps it within 20%):
 
 * body (the Swin stages): the residual stream and its regathered copies and the
   long skip, STREAM_PER_CHANNEL * C per token, plus one chunk of at most
-  `Swin2SR.chunk_tokens` tokens in flight: qkv, MLP hidden, outputs
-  (CHUNK_PER_CHANNEL * C) and, unless the device's attention kernel never
-  materialises them (SDPA's memory-efficient kernel on CUDA), the h * M^2
-  attention scores per token (C = embed_dim, h = heads, M = window).
+  `tuning.chunk_tokens` tokens in flight: qkv, MLP hidden, outputs
+  (CHUNK_PER_CHANNEL * C) and the attention kernel's own: with the CPU's
+  matmul kernel the h * M^2 attention scores per token (C = embed_dim,
+  h = heads, M = window); with SDPA (CUDA), which keeps no scores, the padded
+  q/k/v copies and outputs, SDPA_PER_CHANNEL * C + SDPA_PER_HEAD * h (a fit,
+  on the CPU with the CUDA path forced and a score-free stand-in for the
+  kernel: within 1% for the released configurations, +8% for the builtin shape;
+  benchmarks/gpu_check.py measures the real kernels).
 * head: the upsampler's full-resolution tensors, HEAD_FACTOR * 64 * s^2 per
   token (pixelshuffle: conv output + shuffled copy + layout copies).
   The peak is max(body, head): the body's tensors are freed before the head runs.
@@ -23,24 +27,25 @@ generic figure; `measured_peak` can measure one instead (a one-off probe).
 
 from __future__ import annotations
 
-import os
 from typing import Callable
 
 import torch
 
-from .arch import Swin2SR
+from . import system, tuning
+from .arch import Swin2SR, Swin2SRConfig
+from .foreign import ModelLike, as_model
 
 NUM_FEAT = 64
 STREAM_PER_CHANNEL = 2.5
 CHUNK_PER_CHANNEL = 7
+SDPA_PER_CHANNEL = 2.5
+SDPA_PER_HEAD = 40
 # Per-upsampler head multiplier of 64*s^2 elements per token (measured on this engine, see module docstring).
 HEAD_FACTOR = {"pixelshuffle": 2.27, "pixelshuffle_aux": 3.5, "nearest+conv": 3.2, "pixelshuffledirect": 0.1, "": 0.0}
-# Devices whose attention kernel keeps no score matrix (engine.ATTENTION_KERNELS: SDPA everywhere but the CPU).
-SCORELESS_DEVICES = ("cuda",)
 # Foreign models: elements per LR pixel, conservative for ESRGAN/Compact-style heads at full resolution.
 GENERIC_BASE_ELEMENTS = 1024
 GENERIC_HEAD_ELEMENTS = 4 * NUM_FEAT  # times scale^2
-# Share of the free device memory the planner may use (the rest: fragmentation, cuDNN/cuBLAS workspaces, display).
+# Share of the free device memory (CUDA, MPS) the planner may use (the rest: fragmentation, workspaces, display).
 CUDA_SAFETY = 0.8
 # On the CPU bigger tiles are not faster (attention is windowed), so RAM use is kept modest.
 CPU_SAFETY = 0.25
@@ -51,13 +56,21 @@ def dtype_size(dtype: torch.dtype) -> int:
     return torch.empty((), dtype=dtype).element_size()
 
 
-def activation_elements(config, pixels: int, batch: int = 1, device_type: str = "cpu") -> int:
-    """Peak activation elements for `batch` tiles of `pixels` padded input pixels each."""
+def activation_elements(
+    config, pixels: int, batch: int = 1, device_type: str = "cpu", chunk_tokens: int | None = None
+) -> int:
+    """Peak activation elements for `batch` tiles of `pixels` padded input pixels each.
+
+    `chunk_tokens`: the chunk size the run will use (default: the device's, `tuning.chunk_tokens`).
+    """
     c, m, s = config.embed_dim, config.window_size, config.scale
     tokens = pixels * batch
-    scores = 0 if device_type in SCORELESS_DEVICES else max(config.num_heads) * m * m
-    chunk = min(tokens, Swin2SR.chunk_tokens)
-    body = STREAM_PER_CHANNEL * c * tokens + (CHUNK_PER_CHANNEL * c + scores) * chunk
+    if tuning.for_device(device_type).attention == "sdpa":
+        attention = SDPA_PER_CHANNEL * c + SDPA_PER_HEAD * max(config.num_heads)
+    else:
+        attention = max(config.num_heads) * m * m
+    chunk = min(tokens, chunk_tokens or tuning.chunk_tokens(device_type))
+    body = STREAM_PER_CHANNEL * c * tokens + (CHUNK_PER_CHANNEL * c + attention) * chunk
     head = HEAD_FACTOR.get(config.upsampler, 3.5) * NUM_FEAT * s * s * tokens
     return int(max(body, head) + (3 + 3 * s * s) * tokens)
 
@@ -67,16 +80,23 @@ def padded(side: int, multiple: int) -> int:
 
 
 def estimate_memory(
-    config, tile_h: int, tile_w: int, batch: int = 1, dtype: torch.dtype = torch.float32, device="cpu"
+    config: Swin2SRConfig | ModelLike,
+    tile_h: int,
+    tile_w: int,
+    batch: int = 1,
+    dtype: torch.dtype = torch.float32,
+    device="cpu",
+    chunk_tokens: int | None = None,
 ) -> int:
     """Predicted peak device bytes (weights + activations) for one forward of `batch` tiles on `device`.
 
-    `config` is a Swin2SRConfig, or a model: for a model without a config the
-    generic estimate (parameter bytes + a conservative per-pixel figure) is used.
+    `config` is a Swin2SRConfig, or a model (anything `foreign.as_model` takes, e.g. ComfyUI's
+    UPSCALE_MODEL): for a model without a config the generic estimate (parameter bytes + a
+    conservative per-pixel figure) is used.
     """
     size = dtype_size(dtype)
-    if hasattr(config, "parameters"):
-        model = config
+    if not isinstance(config, Swin2SRConfig):
+        model = as_model(config, "config", also="a Swin2SRConfig")
         weights = sum(p.numel() for p in model.parameters()) * size
         config = getattr(model, "config", None)
         if config is None:
@@ -86,7 +106,18 @@ def estimate_memory(
     else:
         weights = parameter_count(config) * size
     pixels = padded(tile_h, config.window_size) * padded(tile_w, config.window_size)
-    return weights + activation_elements(config, pixels, batch, torch.device(device).type) * size
+    return weights + activation_elements(config, pixels, batch, torch.device(device).type, chunk_tokens) * size
+
+
+def budget_chunk_tokens(config: Swin2SRConfig | torch.nn.Module, dtype: torch.dtype, device, budget: int) -> int:
+    """Tokens per chunk for a run under `budget` bytes: the device's choice, on CUDA at most a share of the budget."""
+    device_type = torch.device(device).type
+    if not isinstance(config, Swin2SRConfig):
+        config = getattr(config, "config", None)
+    if config is None:  # a foreign model: no chunks
+        return tuning.chunk_tokens(device_type)
+    per_token = CHUNK_PER_CHANNEL * config.embed_dim * dtype_size(dtype)
+    return tuning.chunk_tokens(device_type, int(budget * tuning.CHUNK_BUDGET_SHARE) // per_token)
 
 
 def parameter_count(config) -> int:
@@ -102,31 +133,15 @@ def _parameter_count(config, _cache: dict = {}) -> int:  # noqa: B006 - delibera
 
 
 def free_memory(device: torch.device) -> int:
-    """Free bytes on `device`: CUDA's free plus what torch has cached, or the host's available RAM."""
+    """Free bytes on `device`: CUDA's free plus what torch has cached, the Apple GPU's (system.mps_free_memory),
+    or the host's available RAM (the CPU, and devices torch reports nothing for)."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
         return free + cached
-    if device.type == "cpu":
-        return available_ram()
-    if device.type == "mps" and hasattr(torch, "mps"):
-        return max(torch.mps.recommended_max_memory() - torch.mps.current_allocated_memory(), 0)
-    return available_ram()
-
-
-def available_ram() -> int:
-    """MemAvailable from /proc/meminfo; elsewhere half the physical RAM (a guess, said so in the plan)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    except (ValueError, OSError, AttributeError):
-        return 8 << 30
+    if device.type == "mps":
+        return system.mps_free_memory()
+    return system.available_ram()
 
 
 def memory_budget(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import resource
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,8 +21,9 @@ from typing import Callable
 
 import torch
 
-from . import engine, memory, settings
-from .arguments import check_model, check_upscale_options, whole_number
+from . import engine, memory, settings, system
+from .arguments import check_upscale_options, whole_number
+from .foreign import ModelLike, as_model
 from .io import images
 from .tiling import MIN_TILE, TileRunner, UpscaleCancelled, align_down, fill, tile_grid
 from .tiling import is_oom as default_is_oom
@@ -60,6 +60,7 @@ class UpscalePlan:
     budget_bytes: int
     free_bytes: int
     tile_source: str  # "auto", "argument" or "TILE_SIZE"
+    chunk_tokens: int = 0  # tokens per attention/MLP chunk for Swin2SR models (swin2sr.tuning, bounded by the budget)
 
     @property
     def precision(self) -> str:
@@ -169,7 +170,7 @@ def prescaled_size(height: int, width: int, scale: int, max_input_size: int | No
 
 
 def plan_upscale(
-    model,
+    model: ModelLike,
     height: int,
     width: int,
     batch: int = 1,
@@ -188,10 +189,10 @@ def plan_upscale(
     Takes the same options as `upscale`, so a host can pass one options dict to both; those that
     only matter while running (progress, cancel, ...) are accepted and ignored.
     """
+    model = as_model(model)
     unknown = set(upscale_only) - UPSCALE_ONLY_OPTIONS
     if unknown:
         raise TypeError(f"plan_upscale() got unexpected options {sorted(unknown)}")
-    check_model(model)
     check_upscale_options(tile=tile, overlap=overlap, precision=precision, max_input_size=max_input_size,
                           memory_budget=memory_budget, free_memory=free_memory, device=device)  # fmt: skip
     for name, value in (("height", height), ("width", width), ("batch", batch)):
@@ -202,9 +203,10 @@ def plan_upscale(
     mh, mw = prescaled_size(height, width, scale, max_input_size)
     budget, free = memory.memory_budget(device, memory_budget, free_memory)
     multiple = tile_multiple(model)
+    chunk = memory.budget_chunk_tokens(model, dtype, device, budget)
 
     def cost(grid, k: int = 1) -> int:
-        return memory.estimate_memory(model, grid.tile_h, grid.tile_w, k, dtype, device)
+        return memory.estimate_memory(model, grid.tile_h, grid.tile_w, k, dtype, device, chunk)
 
     def grid_of(side: int):
         return tile_grid(mh, mw, side, overlap, scale, multiple)
@@ -217,7 +219,7 @@ def plan_upscale(
         source = "auto"
         # the forecast for a tile side before balancing grows with the side: searchable, and balancing only shrinks
         side = _largest_fitting_tile(
-            lambda t: memory.estimate_memory(model, min(t, mh), min(t, mw), 1, dtype, device),
+            lambda t: memory.estimate_memory(model, min(t, mh), min(t, mw), 1, dtype, device, chunk),
             max(mh, mw), multiple, budget,
         )
     side = min(side, memory.padded(max(mh, mw), multiple))
@@ -243,6 +245,7 @@ def plan_upscale(
         budget_bytes=budget,
         free_bytes=free,
         tile_source=source,
+        chunk_tokens=chunk,
     )
 
 
@@ -257,7 +260,7 @@ def _largest_fitting_tile(cost: Callable[[int], int], longest: int, multiple: in
 
 
 def upscale(
-    model,
+    model: ModelLike,
     image,
     *,
     tile="auto",
@@ -276,9 +279,13 @@ def upscale(
 ):
     """Upscale `image` with `model` (scale s), tiled and memory-planned; returns the same kind of image.
 
-    image: PIL image, numpy HW/HWC (uint8, uint16, float), or a tensor [B,C,H,W] / ComfyUI [B,H,W,C]
-      (layout rule in swin2sr.io.images; pass layout= to be explicit).  RGBA keeps its alpha (resized
-      bilinearly, not by the model), gray comes back gray, values are clamped to 0..1.
+    model: a loaded model (swin2sr.load_model / load_any_model) or a spandrel ImageModelDescriptor
+      (ComfyUI's UPSCALE_MODEL); anything else is refused with a TypeError before any work.
+    image: PIL image of any mode (16-bit, 32-bit and float modes keep their precision), numpy HW/HWC
+      (uint8, uint16, float in 0..1), or a tensor [B,C,H,W] / ComfyUI [B,H,W,C] (layout rule in
+      swin2sr.io.images; pass layout= to be explicit).  The result comes back in the closest mode/dtype.
+      RGBA keeps its alpha (resized bilinearly, not by the model), gray comes back gray, values are
+      clamped to 0..1; float values far above 1 (0..255 data) are refused with the fix.
     tile: "auto" (TILE_SIZE, else the largest tile whose forecast fits the budget), a side in input
       pixels (rounded down to the model's window multiple), or 0 for one untiled pass.
     overlap: input pixels shared by neighbouring tiles (at most a third of the tile), blended with a
@@ -298,6 +305,7 @@ def upscale(
     return_report: also return an UpscaleReport (str() is the one-line summary).
     """
     started = time.perf_counter()
+    model = as_model(model)
     for name, function in (("progress", progress), ("cancel", cancel), ("is_oom", is_oom)):
         if function is not None and not callable(function):
             raise TypeError(f"{name} must be a function or None, got {type(function).__name__}")
@@ -338,14 +346,13 @@ class PlannedInput:
 
 
 def read_and_plan(model, image, *, layout: str | None = None, keep_8_bit: bool = False, **planning) -> PlannedInput:
-    """Check the model and options, read any supported image and plan its upscale; warns when it is pre-scaled.
+    """Check the options, read any supported image and plan its upscale (model: `as_model`'s); warns if pre-scaled.
 
     planning: `plan_upscale`'s options (tile, overlap, precision, max_input_size, memory_budget,
     free_memory, device).  keep_8_bit: 8-bit images stay uint8 (see `images.read_batch`; the tiler
     converts a batch of tiles at a time), so a large input has no float copy.
     """
     planning = {**PLANNING_DEFAULTS, **planning}
-    check_model(model)
     check_upscale_options(**planning)
     batch, kind = images.read_batch(image, layout, keep_8_bit=keep_8_bit)
     color, alpha = images.split_alpha(batch, kind)
@@ -375,7 +382,7 @@ def tile_runner(
 
     Whoever consumes `runner.rows(image)` decides where the rows go (a buffer, a streaming file).
     """
-    with _prepared(model, plan.device, plan.dtype, report) as forward:
+    with _prepared(model, plan.device, plan.dtype, report, plan.chunk_tokens) as forward:
         runner = TileRunner(
             forward, plan.scale, tile_multiple(model), plan.tile, plan.tiles_per_batch, plan.overlap,
             oom=is_oom or default_is_oom, on_oom=lambda: _release(plan.device), progress=progress,
@@ -393,7 +400,7 @@ def tile_runner(
 
 def finish_report(report: UpscaleReport, started: float) -> None:
     """Stamp the time and the peak RSS; log the report when the run had to adapt."""
-    report.peak_rss_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    report.peak_rss_bytes = system.peak_rss()
     report.seconds = time.perf_counter() - started
     if report.tile_shrinks or report.batch_splits or report.fp32_redos:
         log.info("%s", report)
@@ -406,10 +413,14 @@ class _prepared:
     (lossless).  Another dtype runs on a cast copy: casting the caller's weights
     to half and back would round them for good.  A half-precision batch whose
     output is not finite is redone in fp32 (engine.run_with_fallback) and counted.
+    A Swin2SR model runs with the plan's chunk size, set for the run only.
     """
 
-    def __init__(self, model, device: torch.device, dtype: torch.dtype, report: UpscaleReport) -> None:
+    def __init__(
+        self, model, device: torch.device, dtype: torch.dtype, report: UpscaleReport, chunk_tokens: int = 0
+    ) -> None:
         self.model, self.device, self.dtype, self.report = model, device, dtype, report
+        self.chunk_tokens = chunk_tokens
 
     def __enter__(self) -> Callable[[torch.Tensor], torch.Tensor]:
         params = list(self.model.parameters()) if hasattr(self.model, "parameters") else []
@@ -418,6 +429,9 @@ class _prepared:
             self.model.to(self.device)
         same = not params or params[0].dtype == self.dtype
         self.runner = self.model if same else copy.deepcopy(self.model).to(dtype=self.dtype)
+        self.saved_chunk = getattr(self.runner, "chunk_tokens", False)
+        if self.saved_chunk is not False and self.chunk_tokens:
+            self.runner.chunk_tokens = self.chunk_tokens
         return self._forward
 
     def _forward(self, tiles: torch.Tensor) -> torch.Tensor:
@@ -428,6 +442,8 @@ class _prepared:
         return out.float().cpu()
 
     def __exit__(self, *exc) -> None:
+        if self.saved_chunk is not False and self.chunk_tokens:
+            self.runner.chunk_tokens = self.saved_chunk
         self.runner = None
         if self.home is not None and self.home != self.device:
             self.model.to(self.home)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .io import animation, check_output_path, images, read_image, write_image
+from . import system
+from .foreign import as_model
+from .io import animation, check_image_file, check_output_path, images, read_image, write_image
 from .io.image_files import ImageFileInfo, OutputFormat, output_format_for, output_metadata, storable_image
 from .io.streaming import RasterSpec, streaming_format, write_rows
 from .upscale import (
@@ -58,8 +59,7 @@ ALPHA_MARGIN = 2  # input rows around a band that its bilinear alpha reads (the 
 def check_file_paths(source: Path, destination: Path) -> bool:
     """Check what can be checked before the upscale (one-line ValueError); True when `source` is animated."""
     check_output_path(destination)
-    if not Path(source).is_file():
-        raise ValueError(f"{source}: no such file" if not Path(source).exists() else f"{source} is not a file")
+    check_image_file(source)
     animated = animation.is_animated(source)
     if animated:
         animation.check_animation_output(destination)
@@ -122,6 +122,7 @@ def upscale_file(
         frames = upscale_frames(model, clip.frames, frames_per_batch=frames_per_batch, **options)
         animation.write_animation(replace(clip, frames=frames), dst)
         return _file_report(src, dst, (frames.shape[2], frames.shape[1]), False, None, started, len(frames))
+    model = as_model(model)
     run = {k: options.pop(k) for k in RUN_OPTIONS if k in options}
     if options.get("memory_budget") is None and _runs_on_cpu(model, options.get("device")):
         options["memory_budget"] = FILE_CPU_BUDGET
@@ -258,6 +259,6 @@ def _file_report(
     return FileReport(
         src=src, dst=dst, size=size, streamed=streamed, file_bytes=dst.stat().st_size,
         seconds=time.perf_counter() - started,
-        peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, upscale=report, frames=frames,
+        peak_rss_bytes=system.peak_rss(), upscale=report, frames=frames,
     )  # fmt: skip
 
