@@ -49,6 +49,7 @@ log = logging.getLogger("swin2sr")
 
 Progress = Callable[[int, int], None]
 RUN_OPTIONS = ("progress", "cancel", "is_oom")  # upscale options that are not planning options
+STREAMED_MODES = ("L", "LA", "RGB", "RGBA", "I;16")  # the Pillow modes the streaming writers store as they are
 CONVERT_ROWS = 64  # rows converted at a time
 # On the CPU, the model's working memory while upscaling a file (unless memory_budget says otherwise): one or two
 # tiles of 256 per batch, which the CPU runs no slower than many, so a 16000x12000 output stays under 1 GB in all.
@@ -185,7 +186,7 @@ class FilePixels:
     Per band (already rounded into the output storage by the tiler): gray and alpha back
     (`images.finish`, with the alpha rows resized for this band only), then the mode the format
     stores (`storable_image`).  A 1x1 band tried up front tells whether the result is streamable
-    (8- or 16-bit, 1-4 channels) and the file's channels and sample type.
+    (gray, RGB, with or without alpha, 8- or 16-bit) and the file's channels and sample type.
     """
 
     def __init__(self, job: PlannedInput, output_format: OutputFormat) -> None:
@@ -193,11 +194,12 @@ class FilePixels:
         self.storage = images.output_storage(job.kind)
         self.alpha = AlphaRows(job.alpha, *job.plan.output_size) if job.alpha is not None else None
         self.height, self.width = job.plan.output_size
-        probe = torch.zeros((3, 1, 1), dtype=self.storage)
-        sample = self._pixels(probe, None if job.alpha is None else torch.zeros((1, 1, 1, 1)))
+        no_alpha = job.alpha is None
+        probe = self._stored(torch.zeros((3, 1, 1), dtype=self.storage), None if no_alpha else torch.zeros((1, 1, 1, 1)))
+        sample = np.asarray(probe)
         self.channels = 1 if sample.ndim == 2 else sample.shape[-1]
         self.dtype = sample.dtype
-        self.streamable = self.dtype in (np.uint8, np.uint16) and 1 <= self.channels <= 4
+        self.streamable = isinstance(probe, np.ndarray) or probe.mode in STREAMED_MODES  # not CMYK, bilevel, float
 
     def spec(self, info: ImageFileInfo | None) -> RasterSpec:
         metadata = output_metadata(info, (self.width, self.height))
@@ -217,10 +219,14 @@ class FilePixels:
             del band, rows  # gone before the tiler makes the next band, so two never coexist
 
     def _pixels(self, band: torch.Tensor, alpha: torch.Tensor | None) -> np.ndarray:
+        return np.asarray(self._stored(band, alpha))
+
+    def _stored(self, band: torch.Tensor, alpha: torch.Tensor | None):
+        """What `write_image` would store for these rows: a PIL image, or uint16 RGB(A) rows."""
         result = images.finish(band[None], alpha, self.kind)
-        if not (isinstance(result, np.ndarray) and result.dtype == np.uint16):  # 16-bit colour streams as it is
-            result = storable_image(result, self.format)
-        return np.asarray(result)
+        if isinstance(result, np.ndarray) and result.dtype == np.uint16 and result.ndim == 3:
+            return result  # 16-bit colour streams as it is
+        return storable_image(result, self.format)
 
 
 class AlphaRows:
