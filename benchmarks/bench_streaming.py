@@ -51,7 +51,8 @@ def make_input(width: int, height: int) -> Path:
     path = Path(f"/tmp/swin2sr_stream_in_{width}x{height}.png")
     if not path.exists():
         rng = np.random.default_rng(0)
-        coarse = Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).resize((width, height), Image.BICUBIC)
+        coarse = Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8))
+        coarse = coarse.resize((width, height), Image.BICUBIC)
         fine = rng.integers(-12, 13, (height, width, 3))
         pixels = np.clip(np.asarray(coarse, dtype=np.int16) + fine, 0, 255).astype(np.uint8)
         Image.fromarray(pixels).save(path, compress_level=1)
@@ -190,8 +191,10 @@ def writers() -> str:
     try:
         import pyvips
 
-        vips = lambda **o: pyvips.Image.new_from_memory(image.tobytes(), 2000, 1920, 3, "uchar").write_to_buffer(  # noqa: E731
-            ".png", compression=6, **o)  # fmt: skip
+        def vips(**options):
+            pixels = pyvips.Image.new_from_memory(image.tobytes(), 2000, 1920, 3, "uchar")
+            return pixels.write_to_buffer(".png", compression=6, **options)
+
         candidates["pyvips PNG, level 6 (default filter; pulls rows)"] = vips
         candidates["pyvips PNG, level 6, filter=all (pulls rows)"] = lambda: vips(filter="all")
     except (ImportError, OSError):
@@ -230,9 +233,11 @@ def summary(rows: list[dict], big_run: dict | None) -> str:
     if big_run:
         s, m = big_run["streamed"], big_run.get("in-memory")
         verdict = "meets" if s["peak_rss"] <= TARGET_BYTES else "MISSES"
-        text = f"builtin-x4 {big_run['output'][0]}x{big_run['output'][1]}: {s['peak_rss'] / 1e9:.3f} GB ({verdict} <= 1.0 GB), {s['seconds']:.0f} s"
+        (w, h), gb = big_run["output"], s["peak_rss"] / 1e9
+        text = f"builtin-x4 {w}x{h}: {gb:.3f} GB ({verdict} <= 1.0 GB), {s['seconds']:.0f} s"
         if m:
-            text += f" vs old {m['peak_rss'] / 1e9:.3f} GB, {m['seconds']:.0f} s (RSS x{s['peak_rss'] / m['peak_rss']:.2f})"
+            ratio = s["peak_rss"] / m["peak_rss"]
+            text += f" vs old {m['peak_rss'] / 1e9:.3f} GB, {m['seconds']:.0f} s (RSS x{ratio:.2f})"
         parts.append(text)
     return "SUMMARY: " + "; ".join(parts)
 

@@ -194,8 +194,8 @@ class FilePixels:
         self.storage = images.output_storage(job.kind)
         self.alpha = AlphaRows(job.alpha, *job.plan.output_size) if job.alpha is not None else None
         self.height, self.width = job.plan.output_size
-        no_alpha = job.alpha is None
-        probe = self._stored(torch.zeros((3, 1, 1), dtype=self.storage), None if no_alpha else torch.zeros((1, 1, 1, 1)))
+        probe_alpha = None if job.alpha is None else torch.zeros((1, 1, 1, 1))
+        probe = self._stored(torch.zeros((3, 1, 1), dtype=self.storage), probe_alpha)
         sample = np.asarray(probe)
         self.channels = 1 if sample.ndim == 2 else sample.shape[-1]
         self.dtype = sample.dtype
