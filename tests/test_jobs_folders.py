@@ -11,6 +11,7 @@ from PIL import Image
 
 import swin2sr
 from swin2sr import cli, jobs
+from upscale_spy import UpscaleSpy
 
 MODEL = ["--model", "builtin-x2"]
 
@@ -32,22 +33,9 @@ def photos(tmp_path):
     return root
 
 
-class CountingUpscale:
-    """Wraps swin2sr.upscale, counting calls; raises KeyboardInterrupt on call number `interrupt_on`."""
-
-    def __init__(self, real, interrupt_on: int | None = None) -> None:
-        self.real, self.interrupt_on, self.calls = real, interrupt_on, 0
-
-    def __call__(self, model, image, **options):
-        self.calls += 1
-        if self.calls == self.interrupt_on:
-            raise KeyboardInterrupt
-        return self.real(model, image, **options)
-
-
 @pytest.fixture
 def counting(monkeypatch):
-    counting = CountingUpscale(swin2sr.upscale)
+    counting = UpscaleSpy(swin2sr.upscale)
     monkeypatch.setattr(swin2sr, "upscale", counting)
     return counting
 
@@ -103,21 +91,21 @@ def test_a_second_run_with_skip_existing_does_nothing(photos, tmp_path, counting
     assert cli.main(["upscale", str(photos), "-o", str(out), *MODEL]) == 0
     written = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
     assert cli.main(["upscale", str(photos), "-o", str(out), *MODEL, "--skip-existing"]) == 0
-    assert counting.calls == 3  # all from the first run
+    assert len(counting.calls) == 3  # all from the first run
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == written
     assert "done 0, skipped 3, failed 0" in capsys.readouterr().err
 
 
 def test_an_interrupted_run_resumes_where_it_stopped(photos, tmp_path, monkeypatch, capsys):
     out, real = tmp_path / "out", swin2sr.upscale
-    monkeypatch.setattr(swin2sr, "upscale", CountingUpscale(real, interrupt_on=2))
+    monkeypatch.setattr(swin2sr, "upscale", UpscaleSpy(real, interrupt_on=2))
     assert cli.main(["upscale", str(photos), "-o", str(out), *MODEL]) == 130
     assert _outputs(out) == ["a.png"]  # finished files complete, nothing half-written
     assert "rerun with --skip-existing to resume" in capsys.readouterr().err
-    resumed = CountingUpscale(real)
+    resumed = UpscaleSpy(real)
     monkeypatch.setattr(swin2sr, "upscale", resumed)
     assert cli.main(["upscale", str(photos), "-o", str(out), *MODEL, "--skip-existing"]) == 0
-    assert resumed.calls == 2
+    assert len(resumed.calls) == 2
     assert _outputs(out) == ["a.png", "trip/b.jpg", "trip/day2/c.webp"]
 
 
@@ -125,7 +113,7 @@ def test_outputs_inside_the_input_folder_are_not_upscaled_again(photos, counting
     out = photos / "x2"
     assert cli.main(["upscale", str(photos), "-o", str(out), *MODEL]) == 0
     assert cli.main(["upscale", str(photos), "-o", str(out), *MODEL, "--skip-existing"]) == 0
-    assert counting.calls == 3 and _outputs(out) == ["a.png", "trip/b.jpg", "trip/day2/c.webp"]
+    assert len(counting.calls) == 3 and _outputs(out) == ["a.png", "trip/b.jpg", "trip/day2/c.webp"]
 
 
 def test_one_file_into_an_existing_folder_keeps_its_name(photos, tmp_path):

@@ -10,23 +10,10 @@ av = pytest.importorskip("av")
 
 import swin2sr  # noqa: E402
 from swin2sr import cli  # noqa: E402
+from upscale_spy import UpscaleSpy  # noqa: E402
 from videos import make_video, stream_facts  # noqa: E402
 
 MODEL = ["--model", "builtin-x2"]
-
-
-class UpscaleSpy:
-    """Wraps swin2sr.upscale: records each call's batch size and tile; can raise KeyboardInterrupt on call N."""
-
-    def __init__(self, real, interrupt_on: int | None = None) -> None:
-        self.real, self.interrupt_on, self.batches, self.tiles = real, interrupt_on, [], []
-
-    def __call__(self, model, image, **options):
-        if len(self.batches) + 1 == self.interrupt_on:
-            raise KeyboardInterrupt
-        self.batches.append(image.shape[0])
-        self.tiles.append(options["tile"])
-        return self.real(model, image, **options)
 
 
 @pytest.fixture
@@ -58,8 +45,9 @@ def test_frames_go_through_in_batches_with_one_plan(tmp_path, spy):
     source = make_video(tmp_path / "clip.mp4", frames=10)
     out = tmp_path / "out.mp4"
     assert cli.main(["upscale", str(source), "-o", str(out), *MODEL, "--frames-per-batch", "4"]) == 0
-    assert spy.batches == [4, 4, 2]  # never the whole video at once
-    assert len(set(spy.tiles)) == 1 and isinstance(spy.tiles[0], int)  # the same tile for every frame
+    assert [shape[0] for shape, _ in spy.calls] == [4, 4, 2]  # never the whole video at once
+    tiles = {options["tile"] for _, options in spy.calls}
+    assert len(tiles) == 1 and isinstance(tiles.pop(), int)  # the same tile for every frame
 
 
 def test_codec_and_quality_are_selectable(tmp_path):
