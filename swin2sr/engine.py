@@ -126,21 +126,35 @@ def model_dtype(model: nn.Module) -> torch.dtype:
     return next(model.parameters()).dtype
 
 
+class NonFiniteOutput(ValueError):
+    """The model gave NaN or infinite values in float32: its weights (or the model code) are broken."""
+
+
 def run_with_fallback(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """model(x) in the model's dtype; a half-precision result that is not finite is redone in fp32.
 
     fp16 overflows on some inputs (large activations in the MLP); bf16 rarely
     does.  The model is cast to fp32 and back for the retry, which is lossless
     (every fp16/bf16 value is exact in fp32), so no second copy of the weights
-    is kept.  Returns the output in the dtype that produced it.
+    is kept.  Returns the output in the dtype that produced it.  A result that is
+    still not finite in fp32 raises NonFiniteOutput: written out, it would be a
+    black or grey image with nothing said.
     """
     dtype = model_dtype(model)
     out = model(x.to(dtype))
-    if dtype not in HALF_DTYPES or torch.isfinite(out).all():
+    if torch.isfinite(out).all():
         return out
-    logger.warning("%s output is not finite; redoing this batch in float32", dtype)
-    model.float()
-    try:
-        return model(x.float())
-    finally:
-        model.to(dtype)
+    if dtype in HALF_DTYPES:
+        logger.warning("%s output is not finite; redoing this batch in float32", dtype)
+        model.float()
+        try:
+            out = model(x.float())
+        finally:
+            model.to(dtype)
+        if torch.isfinite(out).all():
+            return out
+    bad = int((~torch.isfinite(out)).sum())
+    raise NonFiniteOutput(
+        f"the model's output has {bad} NaN or infinite values even in float32, so nothing was written; "
+        "its weights are probably damaged or badly trained: try another checkpoint"
+    )

@@ -96,6 +96,10 @@ def build_job(inputs: Iterable[str | Path], output: str | Path, options: JobOpti
     inputs, output = [Path(p) for p in inputs], Path(output)
     if len(inputs) == 1 and inputs[0].is_file() and not output.is_dir():
         units = [_unit(inputs[0], output, inputs[0].name)]
+        if units[0].kind == "image":
+            from .upscale_files import check_file_paths
+
+            check_file_paths(inputs[0], output)  # one file: its problems are the run's, found before the model loads
     else:
         found = [(path, rel) for given in inputs for path, rel in _expand(given) if not _inside(path, output)]
         if not found:
@@ -216,15 +220,16 @@ def _one_line(exc: Exception) -> str:
 
 
 def _upscale_image_unit(model, unit: WorkUnit, options: JobOptions, progress: Progress | None) -> None:
-    """Read, upscale, write atomically: the one place an image file is turned into an upscaled file."""
-    import swin2sr
+    """A still (streamed to PNG/TIFF) or an animation, through `upscale_file`, written atomically."""
+    from .upscale_files import upscale_file
 
-    from .io import read_image, write_image
-
-    image, info = read_image(Path(unit.source))
-    result, report = swin2sr.upscale(model, image, **options.upscale, progress=progress, return_report=True)
-    log.debug("%s: %s", unit.name, report)
-    write_image(result, Path(unit.destination), info)
+    report = upscale_file(
+        model, unit.source, unit.destination, frames_per_batch=options.video.frames_per_batch, progress=progress,
+        **options.upscale,
+    )  # fmt: skip
+    if report.upscale is not None:
+        log.debug("%s", report.upscale)
+    log.info("%s", report)
 
 
 def _upscale_video_unit(model, unit: WorkUnit, options: JobOptions, progress: Progress | None) -> None:

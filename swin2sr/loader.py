@@ -244,7 +244,25 @@ def load_weights(model: Swin2SR, state: StateDict, origin: str) -> None:
             + "; ".join(problems)
             + ". The file is incomplete or was saved from a modified network; use the complete original file"
         )
+    for key, tensor in state.items():
+        if expected[key].is_floating_point() and not tensor.is_floating_point():
+            raise CheckpointError(
+                f"{origin}: tensor {key!r} holds {tensor.dtype} values where the network needs floating point; "
+                "the file was converted or saved wrongly: use the original checkpoint"
+            )
+    check_finite_weights(state, origin)
     model.load_state_dict(state, strict=True)
+
+
+def check_finite_weights(state: StateDict, origin: str) -> None:
+    """Refuse NaN or infinite weights, naming the first tensor: they would give a black or grey image."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(
+                f"{origin}: tensor {key!r} contains {bad} NaN or infinite values; the file is damaged or the "
+                "training diverged: use another checkpoint"
+            )
 
 
 def save_model(model: Swin2SR, path: str | os.PathLike) -> None:

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import swin2sr
-from swin2sr import cli, jobs
+from swin2sr import cli, jobs, upscale_files
 from upscale_spy import UpscaleSpy
 
 MODEL = ["--model", "builtin-x2"]
@@ -35,8 +35,9 @@ def photos(tmp_path):
 
 @pytest.fixture
 def counting(monkeypatch):
-    counting = UpscaleSpy(swin2sr.upscale)
-    monkeypatch.setattr(swin2sr, "upscale", counting)
+    """Counts image files upscaled (every image unit goes through upscale_file)."""
+    counting = UpscaleSpy(upscale_files.upscale_file)
+    monkeypatch.setattr(upscale_files, "upscale_file", counting)
     return counting
 
 
@@ -98,13 +99,13 @@ def test_a_second_run_with_skip_existing_does_nothing(photos, tmp_path, counting
 
 
 def test_an_interrupted_run_resumes_where_it_stopped(photos, tmp_path, monkeypatch, capsys):
-    out, real = tmp_path / "out", swin2sr.upscale
-    monkeypatch.setattr(swin2sr, "upscale", UpscaleSpy(real, interrupt_on=2))
+    out, real = tmp_path / "out", upscale_files.upscale_file
+    monkeypatch.setattr(upscale_files, "upscale_file", UpscaleSpy(real, interrupt_on=2))
     assert cli.main(["upscale", str(photos), "-o", str(out), *MODEL]) == 130
     assert _outputs(out) == ["a.png"]  # finished files complete, nothing half-written
     assert "rerun with --skip-existing to resume" in capsys.readouterr().err
     resumed = UpscaleSpy(real)
-    monkeypatch.setattr(swin2sr, "upscale", resumed)
+    monkeypatch.setattr(upscale_files, "upscale_file", resumed)
     assert cli.main(["upscale", str(photos), "-o", str(out), *MODEL, "--skip-existing"]) == 0
     assert len(resumed.calls) == 2
     assert _outputs(out) == ["a.png", "trip/b.jpg", "trip/day2/c.webp"]
