@@ -163,11 +163,6 @@ def tile_grid(height: int, width: int, tile: int, overlap: int, scale: int = 1, 
     return Grid(padded(height, multiple), padded(width, multiple), tile, tile, overlap, scale, multiple)
 
 
-def as_float(tiles: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels -> float32 0..1 (the same values `images.read_batch` gives); float passes through."""
-    return tiles.float().div_(255) if tiles.dtype == torch.uint8 else tiles
-
-
 def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
     """Reflect-pad bottom/right to the window multiple, like the network's own forward."""
     pad_h, pad_w = (-image.shape[-2]) % multiple, (-image.shape[-1]) % multiple
@@ -328,7 +323,7 @@ class TileRunner:
     def _try_batch(self, image: torch.Tensor, grid: Grid, chunk: list[Tile]) -> torch.Tensor | None:
         """The model's output for `chunk`, or None after an out-of-memory (batch or tile reduced: retry)."""
         try:
-            result = self.forward(as_float(torch.cat([self._crop(image, grid, t) for t in chunk])))
+            result = self.forward(images.to_unit_float(torch.cat([self._crop(image, grid, t) for t in chunk])))
             self.stats.forwards += 1
             return result
         except Exception as exc:  # noqa: BLE001 - anything that is not an OOM is re-raised untouched

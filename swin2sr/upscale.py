@@ -328,7 +328,7 @@ def upscale_planned(model, job: PlannedInput, *, output_dtype=None, **run) -> tu
 
 @dataclass
 class PlannedInput:
-    """An image read for upscaling: its colour (float [B, 3, H, W]), alpha (or None), kind and plan."""
+    """An image read for upscaling: its colour ([B, 3, H, W], float or kept 8-bit), alpha (or None), kind and plan."""
 
     color: torch.Tensor
     alpha: torch.Tensor | None
@@ -336,16 +336,17 @@ class PlannedInput:
     plan: UpscalePlan
 
 
-def read_and_plan(model, image, *, layout: str | None = None, **planning) -> PlannedInput:
+def read_and_plan(model, image, *, layout: str | None = None, keep_8_bit: bool = False, **planning) -> PlannedInput:
     """Check the model and options, read any supported image and plan its upscale; warns when it is pre-scaled.
 
     planning: `plan_upscale`'s options (tile, overlap, precision, max_input_size, memory_budget,
-    free_memory, device).
+    free_memory, device).  keep_8_bit: 8-bit images stay uint8 (see `images.read_batch`; the tiler
+    converts a batch of tiles at a time), so a large input has no float copy.
     """
     planning = {**PLANNING_DEFAULTS, **planning}
     check_model(model)
     check_upscale_options(**planning)
-    batch, kind = images.read_batch(image, layout)
+    batch, kind = images.read_batch(image, layout, keep_8_bit=keep_8_bit)
     color, alpha = images.split_alpha(batch, kind)
     plan = plan_upscale(model, color.shape[-2], color.shape[-1], color.shape[0], **planning)
     if plan.prescaled:  # a warning: the user gets less resolution than they may expect

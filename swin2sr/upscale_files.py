@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import resource
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,8 +30,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-import swin2sr
 
 from .io import animation, check_output_path, images, read_image, write_image
 from .io.image_files import ImageFileInfo, OutputFormat, output_format_for, output_metadata, storable_image
@@ -114,8 +113,8 @@ def upscale_file(
     output_format = output_format_for(dst)
     image, info = read_image(src)
     run = {k: options.pop(k) for k in RUN_OPTIONS if k in options}
-    job = read_and_plan(model, image, **options)
-    del image  # from here on the float input is the only full copy of the input
+    job = read_and_plan(model, image, keep_8_bit=True, **options)
+    del image  # from here on job.color (uint8 for 8-bit files) is the only full copy of the input
     pixels = FilePixels(job, output_format)
     if streaming_format(dst) is None or not pixels.streamable:
         result, report = upscale_planned(model, job, **run)
@@ -138,7 +137,8 @@ def upscale_frames(
     if frames_per_batch < 1:
         raise ValueError(f"frames_per_batch must be at least 1, got {frames_per_batch}")
     count, height, width = frames.shape[:3]
-    plan = swin2sr.plan_upscale(model, height, width, min(count, frames_per_batch), **options)
+    core = sys.modules[__package__]  # the package (also when a host imports it under another name)
+    plan = core.plan_upscale(model, height, width, min(count, frames_per_batch), **options)
     fixed = dict(options, tile=plan.tile, precision=plan.dtype)
     total = count * plan.tiles_per_image
     out = []
@@ -151,7 +151,7 @@ def upscale_frames(
 
         with _logged_once(start > 0):  # the plan (and a pre-scale warning) is logged for the first batch only
             batch = torch.from_numpy(np.ascontiguousarray(frames[start : start + frames_per_batch]))
-            out.append(swin2sr.upscale(model, batch, layout="BHWC", progress=report, **fixed).numpy())
+            out.append(core.upscale(model, batch, layout="BHWC", progress=report, **fixed).numpy())
     return np.concatenate(out)
 
 
