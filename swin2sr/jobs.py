@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -192,9 +193,12 @@ def _check_distinct(units: list[WorkUnit]) -> None:
 
 def load_job_model(options: JobOptions):
     """The job's model, loaded once per runner (the CLI process, or each Ray actor)."""
-    import swin2sr
+    return _core().load_any_model(options.model, device=options.upscale.get("device"))
 
-    return swin2sr.load_any_model(options.model, device=options.upscale.get("device"))
+
+def _core():
+    """The swin2sr package, also when a host imports it under another name (looked up at call time for tests)."""
+    return sys.modules[__package__]
 
 
 def run_unit(model, unit: WorkUnit, options: JobOptions, progress: Progress | None = None) -> UnitResult:
@@ -234,68 +238,38 @@ def _upscale_image_unit(model, unit: WorkUnit, options: JobOptions, progress: Pr
 
 def _upscale_video_unit(model, unit: WorkUnit, options: JobOptions, progress: Progress | None) -> None:
     """Decode, upscale in batches of frames with one plan for every frame, encode (swin2sr.io.video)."""
-    import swin2sr
-    import torch
-
     from .io import video
 
     source, destination = Path(unit.source), Path(unit.destination)
-    info = video.probe(source)
-    plan = _video_plan(model, info, options)
-    fixed = dict(options.upscale, tile=plan.tile, precision=plan.dtype)  # no tile or precision change between frames
-    frames_done = 0
-
-    def upscale_frames(rgb):
-        nonlocal frames_done
-        offset, total = frames_done * plan.tiles_per_image, max(info.frames, frames_done + len(rgb)) * plan.tiles_per_image
-        report = (lambda done, _: progress(offset + done, total)) if progress else None
-        with _quiet_log(frames_done > 0):  # the plan (and any pre-scale warning) is logged for the first batch only
-            out = swin2sr.upscale(model, torch.from_numpy(rgb), layout="BHWC", **fixed, progress=report)
-        frames_done += len(rgb)
-        return out.numpy()
-
+    upscaler = _frame_upscaler(model, video.probe(source), options, progress)
     video.transcode(
-        source, destination, upscale_frames, plan.output_size, frames_per_batch=options.video.frames_per_batch,
+        source, destination, upscaler, upscaler.plan.output_size, frames_per_batch=options.video.frames_per_batch,
         codec=options.video.codec, crf=options.video.crf,
     )  # fmt: skip
 
 
-def _video_plan(model, info, options: JobOptions):
-    import swin2sr
+def _frame_upscaler(model, info, options: JobOptions, progress: Progress | None = None):
+    from .upscale_files import FrameUpscaler
 
-    return swin2sr.plan_upscale(model, info.height, info.width, options.video.frames_per_batch, **options.upscale)
-
-
-class _quiet_log:
-    """Context: the swin2sr logger shows errors only (when `quiet`), so per-batch plan lines do not repeat."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-
-    def __enter__(self) -> None:
-        self.level = log.level
-        if self.quiet:
-            log.setLevel(logging.ERROR)
-
-    def __exit__(self, *exc) -> None:
-        log.setLevel(self.level)
+    return FrameUpscaler(
+        model, info.height, info.width, info.frames, frames_per_batch=options.video.frames_per_batch,
+        progress=progress, **options.upscale,
+    )  # fmt: skip
 
 
 def estimate_tiles(model, unit: WorkUnit, options: JobOptions) -> int:
     """Tiles the unit will take (for one progress bar over the job); 1 when the file cannot be read."""
-    import swin2sr
-
     try:
         if unit.kind == "video":
             from .io import video
 
             info = video.probe(Path(unit.source))
-            return max(info.frames, 1) * _video_plan(model, info, options).tiles_per_image
+            return max(info.frames, 1) * _frame_upscaler(model, info, options).plan.tiles_per_image
         from PIL import Image
 
         with Image.open(unit.source) as image:
             width, height = image.size
-        return swin2sr.plan_upscale(model, height, width, **options.upscale).tiles_per_image
+        return _core().plan_upscale(model, height, width, **options.upscale).tiles_per_image
     except Exception:  # noqa: BLE001 - the unit itself will fail with the reason
         return 1
 

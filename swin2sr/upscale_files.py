@@ -134,25 +134,50 @@ def upscale_frames(
     model, frames: np.ndarray, *, frames_per_batch: int = 4, progress: Progress | None = None, **options
 ) -> np.ndarray:
     """uint8 frames [N, H, W, C] -> upscaled uint8 [N, sH, sW, C], every batch with the first batch's plan."""
-    if frames_per_batch < 1:
-        raise ValueError(f"frames_per_batch must be at least 1, got {frames_per_batch}")
     count, height, width = frames.shape[:3]
-    core = sys.modules[__package__]  # the package (also when a host imports it under another name)
-    plan = core.plan_upscale(model, height, width, min(count, frames_per_batch), **options)
-    fixed = dict(options, tile=plan.tile, precision=plan.dtype)
-    total = count * plan.tiles_per_image
-    out = []
-    for start in range(0, count, frames_per_batch):
-        done = start * plan.tiles_per_image
+    upscaler = FrameUpscaler(model, height, width, count, frames_per_batch=frames_per_batch, progress=progress,
+                             **options)
+    return np.concatenate([upscaler(frames[start : start + frames_per_batch])
+                           for start in range(0, count, frames_per_batch)])
 
-        def report(tiles: int, _: int, done: int = done) -> None:
-            if progress is not None:
-                progress(done + tiles, total)
 
-        with _logged_once(start > 0):  # the plan (and a pre-scale warning) is logged for the first batch only
-            batch = torch.from_numpy(np.ascontiguousarray(frames[start : start + frames_per_batch]))
-            out.append(core.upscale(model, batch, layout="BHWC", progress=report, **fixed).numpy())
-    return np.concatenate(out)
+class FrameUpscaler:
+    """Upscales a sequence of same-size uint8 frames a batch at a time, every batch with one plan.
+
+    One plan (the same tile grid and precision for every frame, decided once) means frames cannot
+    flicker where a fresh plan would have differed.  Animations (`upscale_frames`) and videos
+    (`swin2sr.jobs`, fed by the decoder batch by batch) use it; `progress` counts tiles over all
+    `expected_frames` (the total grows if more frames come).
+    """
+
+    def __init__(
+        self, model, height: int, width: int, expected_frames: int, *, frames_per_batch: int = 4,
+        progress: Progress | None = None, **options,
+    ) -> None:  # fmt: skip
+        if frames_per_batch < 1:
+            raise ValueError(f"frames_per_batch must be at least 1, got {frames_per_batch}")
+        self.core = sys.modules[__package__]  # the package (also when a host imports it under another name)
+        batch = max(1, min(expected_frames, frames_per_batch))
+        self.plan = self.core.plan_upscale(model, height, width, batch, **options)
+        self.model, self.progress, self.expected = model, progress, expected_frames
+        self.fixed = dict(options, tile=self.plan.tile, precision=self.plan.dtype)
+        self.frames_done = 0
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 [n, H, W, C] -> uint8 [n, sH, sW, C]."""
+        tiles = self.plan.tiles_per_image
+        done = self.frames_done * tiles
+        total = max(self.expected, self.frames_done + len(frames)) * tiles
+
+        def report(batch_tiles: int, _: int) -> None:
+            if self.progress is not None:
+                self.progress(done + batch_tiles, total)
+
+        with _logged_once(self.frames_done > 0):  # the plan (and a pre-scale warning) is logged for the first batch
+            batch = torch.from_numpy(np.ascontiguousarray(frames))
+            out = self.core.upscale(self.model, batch, layout="BHWC", progress=report, **self.fixed).numpy()
+        self.frames_done += len(frames)
+        return out
 
 
 @contextmanager

@@ -156,3 +156,11 @@ def test_a_video_in_a_folder_is_one_unit_of_the_job(photos, tmp_path):
     make_video(photos / "clips" / "clip.mp4", frames=3)
     assert cli.main(["upscale", str(photos), "-o", str(tmp_path / "out"), *MODEL]) == 0
     assert stream_facts(tmp_path / "out" / "clips" / "clip.mp4")["count"] == 3
+
+
+def test_an_animated_gif_in_a_folder_keeps_every_frame(photos, tmp_path):
+    frames = [Image.open(_image(tmp_path / f"f{i}.png", seed=i)).convert("P") for i in range(3)]
+    frames[0].save(photos / "anim.gif", save_all=True, append_images=frames[1:], duration=80, loop=0)
+    assert cli.main(["upscale", str(photos), "-o", str(tmp_path / "out"), *MODEL]) == 0
+    with Image.open(tmp_path / "out" / "anim.gif") as result:
+        assert (result.n_frames, result.size) == (3, (32, 24))
