@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import pytest
@@ -92,3 +93,12 @@ def test_a_video_can_only_become_a_video(tmp_path, capsys):
     source = make_video(tmp_path / "clip.mp4", frames=2)
     assert cli.main(["upscale", str(source), "-o", str(tmp_path / "clip.png"), *MODEL]) == 1
     assert "a video is written as one of .mp4" in capsys.readouterr().err
+
+
+def test_the_progress_bar_counts_the_tiles_of_every_frame(tmp_path, capsys):
+    source = make_video(tmp_path / "clip.mp4", frames=10)
+    args = ["upscale", str(source), "-o", str(tmp_path / "out.mp4"), *MODEL, "--tile", "16", "--overlap", "4"]
+    assert cli.main(args) == 0
+    tiles = swin2sr.plan_upscale(swin2sr.load_any_model("builtin-x2"), 24, 32, tile=16, overlap=4).tiles_per_image
+    bars = re.findall(r"upscaling clip.mp4 \[[#-]+\] (\d+)/(\d+)", capsys.readouterr().err)
+    assert tiles > 1 and bars[-1] == (str(10 * tiles),) * 2 and len({total for _, total in bars}) == 1

@@ -48,10 +48,19 @@ def probe(path: Path) -> VideoInfo:
     av = import_av()
     with _open_input(av, path) as container:
         stream = _video_stream(container, path)
-        frames = stream.frames
-        if not frames and stream.duration and stream.average_rate:
-            frames = round(stream.duration * stream.time_base * stream.average_rate)
-        return VideoInfo(stream.width, stream.height, int(frames), stream.average_rate, stream.time_base)
+        return VideoInfo(stream.width, stream.height, _frame_count(container, stream), stream.average_rate,
+                         stream.time_base)
+
+
+def _frame_count(container, stream) -> int:
+    """The container's count (MP4 has one), else duration x rate (Matroska: the longest stream's duration)."""
+    if stream.frames or not stream.average_rate:
+        return int(stream.frames)
+    if stream.duration:
+        seconds = stream.duration * stream.time_base
+    else:
+        seconds = Fraction(container.duration or 0, 1_000_000)  # FFmpeg's AV_TIME_BASE
+    return round(seconds * stream.average_rate)
 
 
 def container_format(path: Path) -> str:
