@@ -46,7 +46,9 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def add_upscale_command(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("upscale", help="upscale images (animated GIF/APNG/WebP: every frame) and videos: files, folders or globs")
+    parser = subparsers.add_parser(
+        "upscale", help="upscale images (animated GIF/APNG/WebP: every frame) and videos: files, folders or globs"
+    )
     parser.add_argument(
         "inputs", nargs="+", type=Path, metavar="INPUT",
         help="image or video files, folders (searched recursively) or quoted globs such as 'photos/**/*.jpg'",

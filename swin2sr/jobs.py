@@ -28,7 +28,7 @@ from .io.video import CONTAINERS, container_format
 
 log = logging.getLogger("swin2sr")
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")
+IMAGE_SUFFIXES = (".png", ".apng", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 VIDEO_SUFFIXES = tuple(CONTAINERS)
 _GLOB_MAGIC = ("*", "?", "[")
 
@@ -86,7 +86,9 @@ class UnitResult:
 # --- building a job --------------------------------------------------------------------------------
 
 
-def build_job(inputs: Iterable[str | Path], output: str | Path, options: JobOptions, *, skip_existing: bool = False) -> Job:
+def build_job(
+    inputs: Iterable[str | Path], output: str | Path, options: JobOptions, *, skip_existing: bool = False
+) -> Job:
     """Units for every image and video in `inputs` (files, folders searched recursively, globs).
 
     One file with an output that is not a folder keeps today's meaning: `-o` is the output file.

@@ -1,4 +1,4 @@
-"""`swin2sr upscale clip.mp4 -o clip_x2.mp4`: every frame upscaled with its own timestamp, audio copied, no partial file."""
+"""`swin2sr upscale clip.mp4 -o clip_x2.mp4`: every frame upscaled with its timestamp, audio copied, no partial file."""
 
 from __future__ import annotations
 
@@ -77,7 +77,8 @@ def test_ctrl_c_in_the_middle_leaves_no_partial_file(tmp_path, monkeypatch, caps
     source = make_video(tmp_path / "clip.mp4", frames=10, audio="aac")
     monkeypatch.setattr(swin2sr, "upscale", UpscaleSpy(swin2sr.upscale, interrupt_on=2))
     out_dir = tmp_path / "out"
-    assert cli.main(["upscale", str(source), "-o", str(out_dir / "clip_x2.mp4"), *MODEL, "--frames-per-batch", "4"]) == 130
+    args = ["upscale", str(source), "-o", str(out_dir / "clip_x2.mp4"), *MODEL, "--frames-per-batch", "4"]
+    assert cli.main(args) == 130
     assert list(out_dir.iterdir()) == []
     assert "interrupted" in capsys.readouterr().err
 

@@ -163,7 +163,9 @@ def _add_video_stream(out, video_in, codec: str, crf: int | None, output_size: t
     height, width = output_size
     options = {"crf": str(DEFAULT_CRF if crf is None else crf)} if _takes_crf(codec) else {}
     if crf is not None and not options:
-        raise ValueError(f"codec {codec} has no --crf quality setting; leave --crf out or pick libx264/libx265/libvpx-vp9")
+        raise ValueError(
+            f"codec {codec} has no --crf quality setting; leave --crf out or pick libx264/libx265/libvpx-vp9"
+        )
     if codec == _WEBM_CODEC:
         options["b"] = "0"  # constant quality: VP9 reads crf only with no target bitrate
     stream = out.add_stream(codec, rate=video_in.average_rate or video_in.guessed_rate, options=options)
@@ -190,7 +192,9 @@ def _check_encoder(av, codec: str) -> None:
     except Exception:  # noqa: BLE001 - PyAV raises different errors for unknown and decoder-only names
         found = None
     if found is None or found.type != "video":
-        raise ValueError(f"{codec!r} is not a video encoder this PyAV build has; try libx264, libx265, libvpx-vp9 or ffv1")
+        raise ValueError(
+            f"{codec!r} is not a video encoder this PyAV build has; try libx264, libx265, libvpx-vp9 or ffv1"
+        )
 
 
 def _open_input(av, path: Path):
