@@ -103,3 +103,12 @@ def test_the_progress_bar_counts_the_tiles_of_every_frame(tmp_path, capsys):
     tiles = swin2sr.plan_upscale(swin2sr.load_any_model("builtin-x2"), 24, 32, tile=16, overlap=4).tiles_per_image
     bars = re.findall(r"upscaling clip.mp4 \[[#-]+\] (\d+)/(\d+)", capsys.readouterr().err)
     assert tiles > 1 and bars[-1] == (str(10 * tiles),) * 2 and len({total for _, total in bars}) == 1
+
+
+@pytest.mark.parametrize("bt709", [False, True])
+def test_colours_keep_the_source_matrix_and_tags(tmp_path, bt709):
+    source = make_video(tmp_path / "clip.mp4", frames=2, bt709=bt709)
+    assert cli.main(["upscale", str(source), "-o", str(tmp_path / "out.mp4"), *MODEL]) == 0
+    before, after = stream_facts(source), stream_facts(tmp_path / "out.mp4")
+    assert after["colour"] == before["colour"] == ((1, 1, 1, 1) if bt709 else (2, 0, 2, 2))
+    assert abs(after["mean_rgb"] - before["mean_rgb"]).max() < 3  # a player shows the same colours

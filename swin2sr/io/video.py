@@ -21,6 +21,7 @@ from .image_files import atomic_write
 INSTALL_HINT = "pip install swin2sr-upscaler[video]"
 DEFAULT_CRF = 18  # x264/x265/VP9: visually near-lossless, the files stay a sensible size
 _WEBM_CODEC = "libvpx-vp9"
+COLOUR_TAGS = ("colorspace", "color_range", "color_primaries", "color_trc")
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
 _DEFAULT_CODEC = "libx264"
 
@@ -149,7 +150,11 @@ class _Encoder:
 
         if source_frame.pts is None:
             raise ValueError("the video has frames without timestamps; remux it first (ffmpeg -i IN -c copy OUT.mkv)")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24").reformat(
+            format=self.stream.pix_fmt,
+            dst_colorspace=source_frame.colorspace,
+            dst_color_range=source_frame.color_range,
+        )  # back with the source's matrix and range (decoding to RGB used them), so colours stay as they were
         frame.pts, frame.time_base = source_frame.pts, self.time_base
         return frame
 
@@ -173,6 +178,8 @@ def _add_video_stream(out, video_in, codec: str, crf: int | None, output_size: t
     stream.pix_fmt = _pixel_format(stream.codec_context.codec)
     stream.time_base = video_in.time_base
     stream.codec_context.time_base = video_in.time_base
+    for tag in COLOUR_TAGS:  # players pick the matrix from these: an untagged HD video would show shifted colours
+        setattr(stream.codec_context, tag, getattr(video_in.codec_context, tag))
     return stream
 
 
