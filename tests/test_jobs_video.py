@@ -112,3 +112,10 @@ def test_colours_keep_the_source_matrix_and_tags(tmp_path, bt709):
     before, after = stream_facts(source), stream_facts(tmp_path / "out.mp4")
     assert after["colour"] == before["colour"] == ((1, 1, 1, 1) if bt709 else (2, 0, 2, 2))
     assert abs(after["mean_rgb"] - before["mean_rgb"]).max() < 3  # a player shows the same colours
+
+
+def test_a_portrait_phone_video_stays_upright(tmp_path):
+    source = make_video(tmp_path / "phone.mp4", frames=2, rotation=90)
+    assert cli.main(["upscale", str(source), "-o", str(tmp_path / "out.mp4"), *MODEL]) == 0
+    after = stream_facts(tmp_path / "out.mp4")
+    assert (after["rotation"], after["size"]) == (90, (64, 48))  # stored as recorded, shown turned like the source

@@ -91,21 +91,25 @@ def transcode(
     codec = codec or (_WEBM_CODEC if destination.suffix.lower() == ".webm" else _DEFAULT_CODEC)
     _check_encoder(av, codec)
     container = container_format(destination)
+    rotation = _display_rotation(av, source)
     frames = 0
 
     def write(file) -> None:
         nonlocal frames
         with _open_input(av, source) as inp, av.open(file, "w", format=container) as out:
-            frames = _transcode_streams(inp, out, source, upscale_frames, output_size, frames_per_batch, codec, crf)
+            video_out = _add_video_stream(out, _video_stream(inp, source), codec, crf, output_size)
+            if rotation:  # phone videos: stored sideways, shown upright by the display matrix
+                video_out.set_display_rotation(rotation)
+            frames = _transcode_streams(inp, out, video_out, upscale_frames, frames_per_batch)
 
     atomic_write(destination, write)
     return frames
 
 
-def _transcode_streams(inp, out, source, upscale_frames, output_size, frames_per_batch, codec, crf) -> int:
-    video_in = _video_stream(inp, source)
+def _transcode_streams(inp, out, video_out, upscale_frames, frames_per_batch: int) -> int:
+    """Demux once: audio packets are copied as they come, video frames decoded, batched, upscaled, encoded."""
+    video_in = inp.streams.video[0]
     video_in.thread_type = "AUTO"
-    video_out = _add_video_stream(out, video_in, codec, crf, output_size)
     audio = {s.index: out.add_stream_from_template(s) for s in inp.streams.audio}
     encoder = _Encoder(out, video_out, video_in.time_base)
     batch: list = []
@@ -202,6 +206,13 @@ def _check_encoder(av, codec: str) -> None:
         raise ValueError(
             f"{codec!r} is not a video encoder this PyAV build has; try libx264, libx265, libvpx-vp9 or ffv1"
         )
+
+
+def _display_rotation(av, path: Path) -> int:
+    """The first frame's display rotation in degrees (counter-clockwise), 0 when the video has none."""
+    with _open_input(av, path) as container:
+        frame = next(container.decode(_video_stream(container, path)), None)
+        return int(frame.rotation) if frame is not None else 0
 
 
 def _open_input(av, path: Path):
