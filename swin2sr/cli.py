@@ -70,10 +70,26 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def add_upscale_command(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("upscale", help="upscale an image file (PNG, JPEG, WebP)")
-    parser.add_argument("input", type=Path, help="image to upscale")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="output image; the suffix picks the format")
+    parser = subparsers.add_parser("upscale", help="upscale images and videos: files, folders or globs")
+    parser.add_argument(
+        "inputs", nargs="+", type=Path, metavar="INPUT",
+        help="image or video files, folders (searched recursively) or quoted globs such as 'photos/**/*.jpg'",
+    )  # fmt: skip
+    parser.add_argument(
+        "-o", "--output", type=Path, required=True,
+        help="for one file: the output file (its suffix picks the format); otherwise the output folder, "
+        "where sub-folders are kept",
+    )  # fmt: skip
     parser.add_argument("--model", default="builtin-x4", help="checkpoint path or builtin-x4 / builtin-x2")
+    parser.add_argument("--skip-existing", action="store_true", help="leave existing outputs alone (resume a run)")
+    parser.add_argument(
+        "--format", choices=("png", "jpg", "webp", "tif"), default=None,
+        help="folders: write every image in this format (default: the input's own, PNG where it cannot be written)",
+    )  # fmt: skip
+    video = parser.add_argument_group("video")
+    video.add_argument("--codec", default=None, help="FFmpeg encoder (default libx264; libvpx-vp9 for .webm)")
+    video.add_argument("--crf", type=int, default=None, help="encoder quality, lower is better (default 18)")
+    video.add_argument("--frames-per-batch", type=_positive_int, default=4, help="frames upscaled together")
     add_processing_options(parser)
     parser.set_defaults(run=run_upscale)
 
@@ -128,22 +144,39 @@ def resolve_device(name: str | None) -> str:
 
 
 def run_upscale(args: argparse.Namespace) -> int:
-    import swin2sr
+    from . import jobs
 
-    output_format = output_format_for(args.output)
-    options = processing_options(args)
-    image = read_image(args.input)
-    model = swin2sr.load_any_model(args.model, device=options["device"])
+    options = jobs.JobOptions(
+        model=args.model,
+        upscale=processing_options(args),
+        video=jobs.VideoOptions(codec=args.codec, crf=args.crf, frames_per_batch=args.frames_per_batch),
+        image_format=f".{args.format}" if args.format else None,
+    )
+    job = jobs.build_job(args.inputs, args.output, options, skip_existing=args.skip_existing)
+    if not job.units:
+        print(jobs.JobSummary([], job.skipped).text(), file=sys.stderr)
+        return 0
+    model = jobs.load_job_model(options)
     log.info("model: %s", model.variant)
-    bar = TextProgressBar(sys.stderr if not args.quiet else None, label=f"upscaling {args.input.name}")
+    label = f"upscaling {job.units[0].name}" if len(job.units) == 1 else f"upscaling {len(job.units)} files"
+    bar = TextProgressBar(sys.stderr if not args.quiet else None, label=label)
     try:
-        result, report = swin2sr.upscale(model, image, **options, progress=bar, return_report=True)
+        summary = jobs.run_job(model, job, bar)
     finally:
         bar.close()
-    log.info("%s", report)
-    write_image_atomically(result, args.output, output_format)
-    log.info("wrote %s", args.output)
-    return 0
+    if len(job.units) == 1 and not job.skipped:  # one file: the familiar one-line error or nothing
+        if summary.failed:
+            raise ValueError(summary.failed[0].reason)
+        log.info("wrote %s", job.units[0].destination)
+    elif summary.exit_code or not args.quiet:
+        print(summary.text(), file=sys.stderr)
+    return summary.exit_code
+
+
+def _positive_int(value: str) -> int:
+    if not value.isdigit() or int(value) == 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, not {value!r}")
+    return int(value)
 
 
 # --- image files -----------------------------------------------------------------------------------

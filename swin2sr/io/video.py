@@ -1,0 +1,192 @@
+"""Video in and out through PyAV (the optional `video` extra), one batch of frames at a time.
+
+`transcode` decodes the first video stream, hands batches of RGB frames to a function (the
+upscaler) and encodes what it returns, keeping every frame's timestamp, the time base and the
+frame rate; audio packets are copied unchanged (no re-encoding).  Only a batch of frames and the
+encoder's own look-ahead are in memory, whatever the length.  The output is written to a
+temporary file next to the destination and renamed at the end: an error or Ctrl-C leaves nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+INSTALL_HINT = "pip install swin2sr-upscaler[video]"
+DEFAULT_CRF = 18  # x264/x265/VP9: visually near-lossless, the files stay a sensible size
+_WEBM_CODEC = "libvpx-vp9"
+_DEFAULT_CODEC = "libx264"
+
+
+def import_av():
+    """PyAV, or a one-line ValueError naming the extra to install."""
+    try:
+        import av
+    except ImportError:
+        raise ValueError(f"video needs PyAV, which is not installed: {INSTALL_HINT}") from None
+    return av
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int
+    height: int
+    frames: int  # from the container; an estimate from duration x rate when it does not say
+    rate: Fraction | None
+    time_base: Fraction
+
+
+def probe(path: Path) -> VideoInfo:
+    """Size, frame count, rate and time base of the first video stream, without decoding it."""
+    av = import_av()
+    with _open_input(av, path) as container:
+        stream = _video_stream(container, path)
+        frames = stream.frames
+        if not frames and stream.duration and stream.average_rate:
+            frames = round(stream.duration * stream.time_base * stream.average_rate)
+        return VideoInfo(stream.width, stream.height, int(frames), stream.average_rate, stream.time_base)
+
+
+def transcode(
+    source: Path,
+    destination: Path,
+    upscale_frames: Callable[[np.ndarray], np.ndarray],
+    output_size: tuple[int, int],
+    *,
+    frames_per_batch: int = 4,
+    codec: str | None = None,
+    crf: int | None = None,
+) -> int:
+    """Write `destination` with every video frame of `source` passed through `upscale_frames`; returns the frame count.
+
+    upscale_frames: uint8 [N, H, W, 3] RGB -> uint8 [N, H', W', 3] with (H', W') == output_size.
+    codec: an FFmpeg encoder name (default libx264, libvpx-vp9 for .webm); crf: its quality (lower is better).
+    """
+    av = import_av()
+    codec = codec or (_WEBM_CODEC if destination.suffix.lower() == ".webm" else _DEFAULT_CODEC)
+    _check_encoder(av, codec)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    # a fresh hidden name next to the destination (same file system, so the rename is atomic); the suffix lets
+    # FFmpeg pick the container
+    tmp = destination.with_name(f".{destination.stem}.{secrets.token_hex(4)}.part{destination.suffix}")
+    try:
+        with _open_input(av, source) as inp, av.open(str(tmp), "w") as out:
+            count = _transcode_streams(inp, out, source, upscale_frames, output_size, frames_per_batch, codec, crf)
+        os.replace(tmp, destination)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return count
+
+
+def _transcode_streams(inp, out, source, upscale_frames, output_size, frames_per_batch, codec, crf) -> int:
+    video_in = _video_stream(inp, source)
+    video_in.thread_type = "AUTO"
+    video_out = _add_video_stream(out, video_in, codec, crf, output_size)
+    audio = {s.index: out.add_stream_from_template(s) for s in inp.streams.audio}
+    encoder = _Encoder(out, video_out, video_in.time_base)
+    batch: list = []
+    for packet in inp.demux(video_in, *inp.streams.audio):
+        if packet.stream.index in audio:
+            if packet.dts is not None:  # demux ends each stream with an empty flush packet
+                packet.stream = audio[packet.stream.index]
+                out.mux(packet)
+            continue
+        for frame in packet.decode():
+            batch.append(frame)
+            if len(batch) == frames_per_batch:
+                encoder.encode(batch, upscale_frames)
+                batch = []
+    encoder.encode(batch, upscale_frames)
+    encoder.flush()
+    return encoder.frames
+
+
+class _Encoder:
+    """Upscales a batch of decoded frames and encodes them with their own timestamps."""
+
+    def __init__(self, out, stream, time_base: Fraction) -> None:
+        self.out, self.stream, self.time_base, self.frames = out, stream, time_base, 0
+
+    def encode(self, decoded: list, upscale_frames: Callable[[np.ndarray], np.ndarray]) -> None:
+        if not decoded:
+            return
+        rgb = np.stack([frame.to_ndarray(format="rgb24") for frame in decoded])
+        upscaled = upscale_frames(rgb)
+        expected = (len(decoded), self.stream.height, self.stream.width, 3)
+        if upscaled.shape != expected:
+            raise RuntimeError(f"upscaled frames have shape {upscaled.shape}, expected {expected}")
+        for source_frame, pixels in zip(decoded, upscaled):
+            frame = self._frame(source_frame, pixels)
+            for packet in self.stream.encode(frame):
+                self.out.mux(packet)
+        self.frames += len(decoded)
+
+    def _frame(self, source_frame, pixels: np.ndarray):
+        import av
+
+        if source_frame.pts is None:
+            raise ValueError("the video has frames without timestamps; remux it first (ffmpeg -i IN -c copy OUT.mkv)")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+        frame.pts, frame.time_base = source_frame.pts, self.time_base
+        return frame
+
+    def flush(self) -> None:
+        for packet in self.stream.encode(None):
+            self.out.mux(packet)
+
+
+def _add_video_stream(out, video_in, codec: str, crf: int | None, output_size: tuple[int, int]):
+    """The encoder in the source's time base and rate, so every timestamp is kept as it is."""
+    height, width = output_size
+    options = {"crf": str(DEFAULT_CRF if crf is None else crf)} if _takes_crf(codec) else {}
+    if crf is not None and not options:
+        raise ValueError(f"codec {codec} has no --crf quality setting; leave --crf out or pick libx264/libx265/libvpx-vp9")
+    if codec == _WEBM_CODEC:
+        options["b"] = "0"  # constant quality: VP9 reads crf only with no target bitrate
+    stream = out.add_stream(codec, rate=video_in.average_rate or video_in.guessed_rate, options=options)
+    stream.width, stream.height = width, height
+    stream.pix_fmt = _pixel_format(stream.codec_context.codec)
+    stream.time_base = video_in.time_base
+    stream.codec_context.time_base = video_in.time_base
+    return stream
+
+
+def _takes_crf(codec: str) -> bool:
+    return codec in ("libx264", "libx265", "libvpx-vp9", "libvpx", "libaom-av1", "libsvtav1")
+
+
+def _pixel_format(codec) -> str:
+    """yuv420p (what every player shows) when the encoder takes it, else the encoder's first format."""
+    formats = [f.name for f in (codec.video_formats or ())]
+    return "yuv420p" if "yuv420p" in formats or not formats else formats[0]
+
+
+def _check_encoder(av, codec: str) -> None:
+    try:
+        found = av.codec.Codec(codec, "w")
+    except Exception:  # noqa: BLE001 - PyAV raises different errors for unknown and decoder-only names
+        found = None
+    if found is None or found.type != "video":
+        raise ValueError(f"{codec!r} is not a video encoder this PyAV build has; try libx264, libx265, libvpx-vp9 or ffv1")
+
+
+def _open_input(av, path: Path):
+    try:
+        return av.open(str(path))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except av.FFmpegError as exc:
+        raise ValueError(f"{path} is not a readable video ({exc})") from None
+
+
+def _video_stream(container, path: Path):
+    if not container.streams.video:
+        raise ValueError(f"{path} has no video stream")
+    return container.streams.video[0]
