@@ -134,7 +134,7 @@ def run_job_on_ray(
             for output in _dispatch(ray, workers, job.units):
                 if output.data is not None:
                     write_bytes_atomically(output.data, Path(output.result.unit.destination))
-                    log.info("wrote %s", output.result.unit.destination)
+                    log.debug("wrote %s", output.result.unit.destination)
                 else:
                     log.warning("failed: %s: %s", output.result.unit.name, output.result.reason)
                 summary.results.append(output.result)
@@ -142,6 +142,8 @@ def run_job_on_ray(
                 if on_output:
                     on_output(output)
         except KeyboardInterrupt:
+            if len(job.units) == 1:
+                raise  # as the local runner: one file interrupted is not a job summary
             summary.interrupted = True
         finally:
             for worker in workers:

@@ -1,0 +1,113 @@
+"""Cluster benchmark: the same folder through the plain CLI and through `--ray` with 1 and 2 workers.
+
+Every case is one `swin2sr upscale DIR -o OUT` command in a fresh process, timed from the outside, so
+the Ray cases pay what a user pays: starting a local Ray (it detects this machine's CPUs), starting the
+workers, loading the model in each, shipping inputs and outputs.  The cases are interleaved round by
+round, so background load on a shared machine hits them alike.
+
+- plain:    the local runner, torch on all CPUs (2 threads here).
+- ray x1:   one Ray worker with all CPUs (2 threads): the overhead of the Ray path (target <= 10%).
+- ray x2:   two Ray workers with 1 thread each: the scaling on one machine.
+
+It also reports what the README's scaling model needs: seconds per image on one worker, bytes shipped per
+image each way, and whether the outputs are byte-identical across the three paths (fp32 on CPU).
+
+    python benchmarks/bench_cluster.py --images 32 --size 256 --rounds 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = {
+    "plain": [],
+    "ray x1": ["--ray", "--ray-actors", "1"],
+    "ray x2": ["--ray", "--ray-actors", "2"],
+}
+OVERHEAD_TARGET = 0.10
+
+
+def make_photos(folder: Path, count: int, size: int) -> None:
+    """Seeded smooth-noise photos (compressible like real ones, unlike white noise), saved as PNG."""
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        coarse = rng.integers(0, 256, (size // 8, size // 8, 3), dtype=np.uint8)
+        image = Image.fromarray(coarse).resize((size, size), Image.BICUBIC)
+        detail = rng.integers(-12, 13, (size, size, 3))
+        pixels = np.clip(np.asarray(image, dtype=np.int64) + detail, 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"photo{i:03d}.png")
+
+
+def run_case(name: str, photos: Path, out: Path, model: str) -> float:
+    shutil.rmtree(out, ignore_errors=True)
+    command = [sys.executable, "-m", "swin2sr", "-q", "upscale", str(photos), "-o", str(out), "--model", model,
+               "--device", "cpu", "--precision", "fp32", *CASES[name]]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    started = time.perf_counter()
+    subprocess.run(command, check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return time.perf_counter() - started
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=32)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--model", default="builtin-x4")
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
+        photos = Path(tmp, "photos")
+        photos.mkdir()
+        make_photos(photos, args.images, args.size)
+        times: dict[str, list[float]] = {name: [] for name in CASES}
+        outputs: dict[str, dict[str, bytes]] = {}
+        for round_ in range(args.rounds):
+            for name in CASES:
+                out = Path(tmp, name.replace(" ", "_"))
+                times[name].append(run_case(name, photos, out, args.model))
+                outputs[name] = folder_bytes(out)
+                print(f"round {round_ + 1}: {name}: {times[name][-1]:.1f} s", file=sys.stderr, flush=True)
+        report(args, times, outputs, folder_bytes(photos))
+
+
+def report(args, times: dict[str, list[float]], outputs: dict[str, dict[str, bytes]], inputs: dict[str, bytes]) -> None:
+    median = {name: statistics.median(t) for name, t in times.items()}
+    plain = median["plain"]
+    print(f"\n{args.images} images of {args.size}x{args.size}, model {args.model}, fp32 on CPU, {os.cpu_count()} CPUs, "
+          f"{args.rounds} round(s), median wall time of the whole command\n")  # fmt: skip
+    print("| path | workers x threads | wall s | images/s | vs plain |")
+    print("|---|---|---:|---:|---:|")
+    shapes = {"plain": "1 process x 2", "ray x1": "1 x 2", "ray x2": "2 x 1"}
+    for name in CASES:
+        rate = args.images / median[name]
+        print(f"| {name} | {shapes[name]} | {median[name]:.1f} | {rate:.3f} | {median[name] / plain - 1:+.1%} |")
+    in_bytes = statistics.mean(len(b) for b in inputs.values())
+    out_bytes = statistics.mean(len(b) for b in outputs["plain"].values())
+    identical = all(outputs[name] == outputs["plain"] for name in CASES)
+    print(f"\nper image: {plain / args.images:.2f} s on the plain path; shipped {in_bytes / 1e3:.0f} kB in (PNG), "
+          f"{out_bytes / 1e3:.0f} kB back (PNG); outputs byte-identical across paths: {identical}")  # fmt: skip
+    overhead = median["ray x1"] / plain - 1
+    verdict = "meets" if overhead <= OVERHEAD_TARGET else "misses"
+    print(f"summary: Ray path overhead {overhead:+.1%} vs plain CLI ({verdict} the <= {OVERHEAD_TARGET:.0%} target); "
+          f"2 workers x 1 thread vs 1 worker x 2 threads: {median['ray x1'] / median['ray x2']:.2f}x throughput")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
