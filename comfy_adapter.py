@@ -28,7 +28,7 @@ import comfy.utils
 import folder_paths
 
 from . import swin2sr as core
-from .swin2sr import images as core_images
+from .swin2sr.io import images as core_images
 from .swin2sr import pipelines
 
 log = logging.getLogger("swin2sr")

@@ -10,40 +10,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger("swin2sr")
-
-
-
-@dataclass(frozen=True)
-class OutputFormat:
-    """How PIL writes one output format: its name, save options and the image modes it stores as they are."""
-
-    name: str
-    options: dict
-    modes: tuple[str, ...]
-
-
-_DEEP = ("L", "LA", "RGB", "RGBA", "I;16")
-_PNG = OutputFormat("PNG", {"compress_level": 6}, _DEEP)
-_JPEG = OutputFormat("JPEG", {"quality": 95}, ("L", "RGB"))
-_TIFF = OutputFormat("TIFF", {"compression": "tiff_deflate"}, _DEEP)
-OUTPUT_FORMATS: dict[str, OutputFormat] = {
-    ".png": _PNG,
-    ".jpg": _JPEG,
-    ".jpeg": _JPEG,
-    ".webp": OutputFormat("WEBP", {"lossless": True}, ("RGB", "RGBA")),
-    ".tif": _TIFF,
-    ".tiff": _TIFF,
-}
-SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
 
 
 def add_info_command(subparsers: argparse._SubParsersAction) -> None:
@@ -201,71 +173,6 @@ def _positive_int(value: str) -> int:
     if not value.isdigit() or int(value) == 0:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, not {value!r}")
     return int(value)
-
-
-# --- image files -----------------------------------------------------------------------------------
-
-
-def output_format_for(path: Path) -> OutputFormat:
-    """The format named by the suffix; lossless PNG when the name has none."""
-    try:
-        return OUTPUT_FORMATS[path.suffix.lower() or ".png"]
-    except KeyError:
-        known = ", ".join(OUTPUT_FORMATS)
-        raise ValueError(f"cannot tell the output format from {path.name!r}; use one of {known}") from None
-
-
-def read_image(path: Path):
-    """A PIL image (EXIF rotation applied), or a uint16 numpy array for 16-bit grayscale files.
-
-    PIL cannot convert 16-bit data to RGB without clipping it to 8 bits, so
-    16-bit grayscale keeps its full precision as a numpy array instead.
-    """
-    import numpy as np
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    try:
-        image = Image.open(path)
-        image.load()
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"{path} is not a readable image ({exc})") from None
-    image = ImageOps.exif_transpose(image)
-    if image.mode in SIXTEEN_BIT_MODES:
-        return np.clip(np.asarray(image, dtype=np.int64), 0, 65535).astype(np.uint16)
-    return image
-
-
-def write_image_atomically(image, path: Path, output_format: OutputFormat) -> None:
-    """Write to a temporary file next to `path`, then rename: no half-written output on errors or Ctrl-C."""
-    image = storable_image(image, output_format)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format=output_format.name, **output_format.options)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def storable_image(image, output_format: OutputFormat):
-    """A PIL image in a mode the format stores: 16-bit becomes 8-bit and alpha is dropped only where needed."""
-    import numpy as np
-    from PIL import Image
-
-    if not isinstance(image, Image.Image):
-        image = Image.fromarray(image)
-    if image.mode in output_format.modes:
-        return image
-    if image.mode == "I;16":
-        image = Image.fromarray((np.asarray(image, dtype=np.float32) / 257.0).round().astype(np.uint8))
-        if image.mode in output_format.modes:
-            return image
-    keep_alpha = image.mode in ("LA", "RGBA") and "RGBA" in output_format.modes
-    return image.convert("RGBA" if keep_alpha else "RGB")
 
 
 class TextProgressBar:

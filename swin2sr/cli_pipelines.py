@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import cli
 from .faces import DETECTORS
+from .io import check_output_path, images, read_image, write_image
 
 log = logging.getLogger("swin2sr")
 
@@ -82,21 +83,22 @@ def _read_mask(path: Path):
     import numpy as np
     import torch
 
-    gray = np.asarray(cli.read_image(path).convert("L"), dtype=np.float32) / 255
+    gray = np.asarray(read_image(path)[0].convert("L"), dtype=np.float32) / 255
     return torch.from_numpy(gray)
 
 
 def run_faces(args: argparse.Namespace) -> int:
     import swin2sr
 
-    output_format = cli.output_format_for(args.output)
+    check_output_path(args.output)
     options = cli.processing_options(args)
+    image, info = read_image(args.input)
+    base = read_image(args.base)[0] if args.base else None
     model = swin2sr.load_any_model(args.model, device=options["device"])
     face_model = swin2sr.load_any_model(args.face_model, device=options["device"]) if args.face_model else None
-    base = cli.read_image(args.base) if args.base else None
     bar = cli.TextProgressBar(sys.stderr, label=f"refining {args.input.name}")
     out, mask, regions = swin2sr.refine_faces(
-        cli.read_image(args.input), model, base=base, face_model=face_model, face_index=args.face_index,
+        image, model, base=base, face_model=face_model, face_index=args.face_index,
         face_size=args.face_size, debug=args.debug_dir is not None, progress=bar,
         **_given_regions(args), **_region_options(args), **options,
     )  # fmt: skip
@@ -105,13 +107,13 @@ def run_faces(args: argparse.Namespace) -> int:
         log.info("face %s: crop %s -> %s processed at %dx%d", _box_text(region.box), region.crop, region.place,
                  region.processed_size[1], region.processed_size[0])
     log.info("%d face(s) refined", len(regions))
-    cli.write_image_atomically(out, args.output, output_format)
+    write_image(out, args.output, info)
     if args.mask_output:
-        cli.write_image_atomically(_to_gray_image(mask[0]), args.mask_output, cli.output_format_for(args.mask_output))
+        write_image(_to_gray_image(mask[0]), args.mask_output)
     if args.debug_dir:
         for i, region in enumerate(regions):
-            crop = swin2sr.images.finish(region.crop_image, None, swin2sr.images.ImageKind("pil", 3, mode="RGB"))
-            cli.write_image_atomically(crop, args.debug_dir / f"face{i}.png", cli.output_format_for(Path("x.png")))
+            crop = images.finish(region.crop_image, None, images.ImageKind("pil", 3, mode="RGB"))
+            write_image(crop, args.debug_dir / f"face{i}.png")
     log.info("wrote %s", args.output)
     return 0
 
@@ -119,18 +121,19 @@ def run_faces(args: argparse.Namespace) -> int:
 def run_two_stage(args: argparse.Namespace) -> int:
     import swin2sr
 
-    output_format = cli.output_format_for(args.output)
+    check_output_path(args.output)
     options = cli.processing_options(args)
     options.pop("max_input_size")  # two-stage always runs at full resolution: its output is exactly x4
+    image, info = read_image(args.input)
     stage1 = swin2sr.load_any_model(args.stage1, device=options["device"])
     stage2 = swin2sr.load_any_model(args.stage2, device=options["device"])
     regions = next(iter(_given_regions(args).values()), "faces" if args.faces else None)
     bar = cli.TextProgressBar(sys.stderr, label=f"two-stage {args.input.name}")
-    out, report = swin2sr.two_stage(cli.read_image(args.input), stage1, stage2, regions=regions, progress=bar,
+    out, report = swin2sr.two_stage(image, stage1, stage2, regions=regions, progress=bar,
                                     return_report=True, **_region_options(args), **options)
     bar.close()
     log.info("%s", report)
-    cli.write_image_atomically(out, args.output, output_format)
+    write_image(out, args.output, info)
     log.info("wrote %s", args.output)
     return 0
 

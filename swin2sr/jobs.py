@@ -23,10 +23,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .io.video import CONTAINERS, container_format
+
 log = logging.getLogger("swin2sr")
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v")
+VIDEO_SUFFIXES = tuple(CONTAINERS)
 _GLOB_MAGIC = ("*", "?", "[")
 
 Progress = Callable[[int, int], None]
@@ -149,7 +151,7 @@ def _media_kind(path: Path) -> str | None:
 
 def _destination_name(rel: Path, image_format: str | None) -> Path:
     """Videos keep their container; images take `image_format`, else their own suffix when we can write it."""
-    from .cli import OUTPUT_FORMATS
+    from .io import OUTPUT_FORMATS
 
     if _media_kind(rel) == "video":
         return rel
@@ -161,11 +163,11 @@ def _destination_name(rel: Path, image_format: str | None) -> Path:
 def _unit(source: Path, destination: Path, name: str) -> WorkUnit:
     kind = _media_kind(source) or "image"  # a single named file is tried as an image whatever its suffix
     if kind == "image":
-        from .cli import output_format_for
+        from .io import check_output_path
 
-        output_format_for(destination)  # raises the one-line error for an unknown suffix
-    elif destination.suffix.lower() not in VIDEO_SUFFIXES:
-        raise ValueError(f"{destination.name}: a video is written as one of {', '.join(VIDEO_SUFFIXES)}")
+        check_output_path(destination)  # the one-line error for an unknown suffix or an unwritable place
+    else:
+        container_format(destination)  # the one-line error for a suffix that is not a video container
     return WorkUnit(str(source), str(destination), kind, name)
 
 
@@ -217,14 +219,12 @@ def _upscale_image_unit(model, unit: WorkUnit, options: JobOptions, progress: Pr
     """Read, upscale, write atomically: the one place an image file is turned into an upscaled file."""
     import swin2sr
 
-    from .cli import output_format_for, read_image, write_image_atomically
+    from .io import read_image, write_image
 
-    destination = Path(unit.destination)
-    output_format = output_format_for(destination)
-    image = read_image(Path(unit.source))
+    image, info = read_image(Path(unit.source))
     result, report = swin2sr.upscale(model, image, **options.upscale, progress=progress, return_report=True)
     log.debug("%s: %s", unit.name, report)
-    write_image_atomically(result, destination, output_format)
+    write_image(result, Path(unit.destination), info)
 
 
 def _upscale_video_unit(model, unit: WorkUnit, options: JobOptions, progress: Progress | None) -> None:

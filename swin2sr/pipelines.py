@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from . import images
 from .faces import Detector, FaceBox, as_boxes, boxes_from_mask, crop_region, detect_faces, select_faces
+from .io import images
 from .matte import Compositor, ellipse_matte, fade_at_inner_edges, mask_matte, match_color
 from .upscale import plan_upscale, tile_multiple, upscale
 

@@ -30,7 +30,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from . import images
+from .io import images
 from .memory import padded
 
 MIN_TILE = 32  # below this, Swin2SR's windows see too little context to be worth tiling further

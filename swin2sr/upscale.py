@@ -19,7 +19,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from . import engine, images, memory, settings
+from . import engine, memory, settings
+from .io import images
 from .tiling import MIN_TILE, TileRunner, UpscaleCancelled, align_down, tile_grid
 from .tiling import is_oom as default_is_oom
 
@@ -265,7 +266,7 @@ def upscale(
     """Upscale `image` with `model` (scale s), tiled and memory-planned; returns the same kind of image.
 
     image: PIL image, numpy HW/HWC (uint8, uint16, float), or a tensor [B,C,H,W] / ComfyUI [B,H,W,C]
-      (layout rule in swin2sr.images; pass layout= to be explicit).  RGBA keeps its alpha (resized
+      (layout rule in swin2sr.io.images; pass layout= to be explicit).  RGBA keeps its alpha (resized
       bilinearly, not by the model), gray comes back gray, values are clamped to 0..1.
     tile: "auto" (TILE_SIZE, else the largest tile whose forecast fits the budget), a side in input
       pixels (rounded down to the model's window multiple), or 0 for one untiled pass.

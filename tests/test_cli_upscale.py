@@ -12,6 +12,7 @@ from PIL import Image
 
 import swin2sr
 from swin2sr import cli
+from swin2sr.io import image_files
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ def test_upscale_passes_the_processing_flags_to_swin2sr_upscale(photo, tiny_mode
 
 
 def test_png_is_the_format_when_the_output_name_has_no_suffix():
-    assert cli.output_format_for(cli.Path("upscaled")).name == "PNG"
+    assert image_files.output_format_for(cli.Path("upscaled")).name == "PNG"
 
 
 def test_an_automatic_tile_leaves_the_input_size_limit_to_the_library():
@@ -105,23 +106,23 @@ def test_ctrl_c_leaves_no_output_and_no_temporary_file(photo, tiny_model_path, t
 def test_16_bit_grayscale_input_keeps_its_full_precision(tmp_path):
     values = np.array([[0, 300], [40000, 65535]], dtype=np.uint16)
     Image.fromarray(values).save(tmp_path / "deep.png")
-    image = cli.read_image(tmp_path / "deep.png")
-    assert image.dtype == np.uint16 and np.array_equal(image, values)
+    image, info = image_files.read_image(tmp_path / "deep.png")
+    assert (image.mode, info.bits) == ("I;16", 16) and np.array_equal(np.asarray(image), values)
 
 
 def test_16_bit_output_stays_16_bit_in_png_and_becomes_8_bit_in_jpeg(tmp_path):
     values = np.array([[0, 257 * 3], [40000, 65535]], dtype=np.uint16)
-    cli.write_image_atomically(values, tmp_path / "a.png", cli.output_format_for(tmp_path / "a.png"))
-    cli.write_image_atomically(values, tmp_path / "a.jpg", cli.output_format_for(tmp_path / "a.jpg"))
+    image_files.write_image(values, tmp_path / "a.png")
+    image_files.write_image(values, tmp_path / "a.jpg")
     assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), values)
     assert Image.open(tmp_path / "a.jpg").mode == "L"
 
 
 def test_alpha_is_kept_where_the_format_can_store_it():
     rgba = Image.new("RGBA", (4, 4), (10, 20, 30, 128))
-    assert cli.storable_image(rgba, cli.OUTPUT_FORMATS[".webp"]).mode == "RGBA"
-    assert cli.storable_image(rgba, cli.OUTPUT_FORMATS[".jpg"]).mode == "RGB"
-    assert cli.storable_image(Image.new("LA", (4, 4)), cli.OUTPUT_FORMATS[".webp"]).mode == "RGBA"
+    assert image_files.storable_image(rgba, image_files.OUTPUT_FORMATS[".webp"]).mode == "RGBA"
+    assert image_files.storable_image(rgba, image_files.OUTPUT_FORMATS[".jpg"]).mode == "RGB"
+    assert image_files.storable_image(Image.new("LA", (4, 4)), image_files.OUTPUT_FORMATS[".webp"]).mode == "RGBA"
 
 
 def test_the_progress_bar_draws_only_for_work_in_several_steps():

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import swin2sr
-from swin2sr.images import read_batch, resize
+from swin2sr.io.images import read_batch, resize
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 COMPACT = SHARED / "fixtures" / "realesr-animevideov3.pth"

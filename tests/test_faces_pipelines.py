@@ -13,7 +13,7 @@ import torch
 import swin2sr
 from swin2sr.faces import FaceBox, boxes_from_mask, crop_region, get_detector, select_faces
 from swin2sr.matte import Compositor, ellipse_matte, fade_at_inner_edges
-from swin2sr.images import resize
+from swin2sr.io.images import resize
 from swin2sr.pipelines import refine_faces, stage1_factor, two_stage
 from checkpoints import TINY_CONFIGS, random_official_state_dict
 

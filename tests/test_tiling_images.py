@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 import swin2sr
-from swin2sr.images import guess_layout
+from swin2sr.io.images import guess_layout
 from tests.tiling_models import NearestX4
 
 H, W = 20, 28

@@ -1,1 +1,26 @@
-"""Reading and writing files, one module per family (images, animation, streaming writers, video); no model code."""
+"""Reading and writing, one module per family, no model code.
+
+`images`: PIL / numpy / torch <-> float [B, C, H, W] (what kind the caller gave, and giving it back).
+`image_files`: image files in and out with their mode, bit depth, EXIF, ICC and DPI.
+The file functions other modules need are re-exported here: `from swin2sr.io import read_image`.
+"""
+
+from .image_files import (
+    OUTPUT_FORMATS,
+    ImageFileInfo,
+    OutputFormat,
+    check_output_path,
+    output_format_for,
+    read_image,
+    write_image,
+)
+
+__all__ = [
+    "OUTPUT_FORMATS",
+    "ImageFileInfo",
+    "OutputFormat",
+    "check_output_path",
+    "output_format_for",
+    "read_image",
+    "write_image",
+]

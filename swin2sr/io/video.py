@@ -9,8 +9,6 @@ temporary file next to the destination and renamed at the end: an error or Ctrl-
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -18,9 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .image_files import atomic_write
+
 INSTALL_HINT = "pip install swin2sr-upscaler[video]"
 DEFAULT_CRF = 18  # x264/x265/VP9: visually near-lossless, the files stay a sensible size
 _WEBM_CODEC = "libvpx-vp9"
+CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
 _DEFAULT_CODEC = "libx264"
 
 
@@ -53,6 +54,14 @@ def probe(path: Path) -> VideoInfo:
         return VideoInfo(stream.width, stream.height, int(frames), stream.average_rate, stream.time_base)
 
 
+def container_format(path: Path) -> str:
+    """FFmpeg's muxer for the file name's suffix; a one-line ValueError for a suffix that is not a video."""
+    try:
+        return CONTAINERS[Path(path).suffix.lower()]
+    except KeyError:
+        raise ValueError(f"{Path(path).name}: a video is written as one of {', '.join(CONTAINERS)}") from None
+
+
 def transcode(
     source: Path,
     destination: Path,
@@ -71,18 +80,16 @@ def transcode(
     av = import_av()
     codec = codec or (_WEBM_CODEC if destination.suffix.lower() == ".webm" else _DEFAULT_CODEC)
     _check_encoder(av, codec)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    # a fresh hidden name next to the destination (same file system, so the rename is atomic); the suffix lets
-    # FFmpeg pick the container
-    tmp = destination.with_name(f".{destination.stem}.{secrets.token_hex(4)}.part{destination.suffix}")
-    try:
-        with _open_input(av, source) as inp, av.open(str(tmp), "w") as out:
-            count = _transcode_streams(inp, out, source, upscale_frames, output_size, frames_per_batch, codec, crf)
-        os.replace(tmp, destination)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return count
+    container = container_format(destination)
+    frames = 0
+
+    def write(file) -> None:
+        nonlocal frames
+        with _open_input(av, source) as inp, av.open(file, "w", format=container) as out:
+            frames = _transcode_streams(inp, out, source, upscale_frames, output_size, frames_per_batch, codec, crf)
+
+    atomic_write(destination, write)
+    return frames
 
 
 def _transcode_streams(inp, out, source, upscale_frames, output_size, frames_per_batch, codec, crf) -> int:
