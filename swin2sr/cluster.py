@@ -20,6 +20,7 @@ decides where each unit runs and commits what comes back.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import tempfile
@@ -28,7 +29,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .jobs import Job, JobOptions, JobProgress, JobSummary, UnitResult, WorkUnit, load_job_model, run_unit
+from .io.image_files import atomic_write
+from .jobs import (
+    Job,
+    JobOptions,
+    JobProgress,
+    JobSummary,
+    UnitResult,
+    WorkUnit,
+    attempt,
+    load_job_model,
+    run_unit,
+    upscale_frames,
+    video_plan,
+)
 
 log = logging.getLogger("swin2sr")
 
@@ -106,6 +120,15 @@ class UnitWorker:
         result = replace(result, unit=unit, reason=result.reason.replace(local.source, unit.source))
         return UnitOutput(index, result, data, os.getpid())
 
+    def video_plan(self, info) -> tuple[tuple[int, int], dict]:
+        """(output size, upscale keywords) for a video: planned once, on one worker, shared by all batches."""
+        plan, fixed = video_plan(self.model, info, self.options)
+        return plan.output_size, fixed
+
+    def upscale_frames(self, rgb, fixed: dict):
+        """One batch of a video's frames (uint8 [N, H, W, 3]) with the keywords of `video_plan`."""
+        return upscale_frames(self.model, rgb, fixed)
+
 
 # --- the driver ------------------------------------------------------------------------------------
 
@@ -127,20 +150,28 @@ def run_job_on_ray(
     if not job.units:
         return summary
     ray = import_ray()
-    progress = JobProgress(bar or (lambda done, total: None), [1] * len(job.units))
+    progress = JobProgress(bar or (lambda done, total: None), [_weight(unit) for unit in job.units])
+
+    def record(index: int, result: UnitResult) -> None:
+        if not result.ok:
+            log.warning("failed: %s: %s", result.unit.name, result.reason)
+        summary.results.append(result)
+        progress.finish_unit(index)
+
+    units = list(enumerate(job.units))
     with ray_session(ray, cluster.address):
         workers = start_workers(ray, job.options, cluster)
         try:
-            for output in _dispatch(ray, workers, job.units):
+            for output in _dispatch(ray, workers, [(i, u) for i, u in units if u.kind != "video"]):
                 if output.data is not None:
-                    write_bytes_atomically(output.data, Path(output.result.unit.destination))
+                    atomic_write(Path(output.result.unit.destination), lambda f: f.write(output.data))
                     log.debug("wrote %s", output.result.unit.destination)
-                else:
-                    log.warning("failed: %s: %s", output.result.unit.name, output.result.reason)
-                summary.results.append(output.result)
-                progress.finish_unit(output.index)
+                record(output.index, output.result)
                 if on_output:
                     on_output(output)
+            for index, unit in [(i, u) for i, u in units if u.kind == "video"]:
+                report = progress.for_unit(index)
+                record(index, attempt(unit, lambda: transcode_on_workers(ray, workers, unit, job.options, report)))
         except KeyboardInterrupt:
             if len(job.units) == 1:
                 raise  # as the local runner: one file interrupted is not a job summary
@@ -149,6 +180,59 @@ def run_job_on_ray(
             for worker in workers:
                 ray.kill(worker)
     return summary
+
+
+def _weight(unit: WorkUnit) -> int:
+    """A unit's share of the progress bar: 1 for an image, its frame count for a video."""
+    if unit.kind != "video":
+        return 1
+    from .io import video
+
+    try:
+        return max(1, video.probe(Path(unit.source)).frames)
+    except Exception:  # noqa: BLE001 - the unit itself will fail with the reason
+        return 1
+
+
+def transcode_on_workers(ray, workers: list, unit: WorkUnit, options: JobOptions, progress) -> None:
+    """One video through all workers: this process decodes and encodes (in order), workers upscale batches.
+
+    Batches go to the workers in turn, two per worker in flight, so every worker stays busy while the
+    encoder waits for the oldest; memory holds at most those batches.  A batch whose worker dies is
+    retried on the restarted worker (Ray's actor task retries), so no frame is lost or encoded twice.
+    """
+    from .io import video
+
+    info = video.probe(Path(unit.source))
+    output_size, fixed = ray.get(workers[0].video_plan.remote(info))
+    turn = itertools.cycle(workers)
+    done = 0
+
+    def count(frames: int) -> None:
+        nonlocal done
+        done += frames
+        progress(done, max(info.frames, done))
+
+    def upscale_batch(rgb) -> _PendingFrames:
+        return _PendingFrames(ray, next(turn).upscale_frames.remote(rgb, fixed), count)
+
+    video.transcode(
+        Path(unit.source), Path(unit.destination), upscale_batch, output_size,
+        frames_per_batch=options.video.frames_per_batch, codec=options.video.codec, crf=options.video.crf,
+        in_flight=2 * len(workers),
+    )  # fmt: skip
+
+
+class _PendingFrames:
+    """A batch of frames being upscaled by a worker; `result()` waits for it and counts its frames as done."""
+
+    def __init__(self, ray, ref, on_done: Callable[[int], None]) -> None:
+        self.ray, self.ref, self.on_done = ray, ref, on_done
+
+    def result(self):
+        frames = self.ray.get(self.ref)
+        self.on_done(len(frames))
+        return frames
 
 
 @contextmanager
@@ -193,12 +277,12 @@ def _check_fits(count: int, each: int, available: int, kind: str) -> None:
         )
 
 
-def _dispatch(ray, workers: list, units: list[WorkUnit]) -> Iterator[UnitOutput]:
+def _dispatch(ray, workers: list, units: list[tuple[int, WorkUnit]]) -> Iterator[UnitOutput]:
     """Outputs in completion order; one unit in flight per worker, each input read only when a worker is free.
 
     A freed worker gets its next unit before the driver writes the output it returned.
     """
-    todo = iter(enumerate(units))
+    todo = iter(units)
     idle, running, unreadable = list(workers), {}, []
 
     def feed() -> None:
@@ -211,7 +295,7 @@ def _dispatch(ray, workers: list, units: list[WorkUnit]) -> Iterator[UnitOutput]
                 unreadable.append(UnitOutput(index, result, None, 0))
                 continue
             worker = idle.pop()
-            running[worker.run.remote(index, unit, source)] = (worker, index)
+            running[worker.run.remote(index, unit, source)] = (worker, index, unit)
 
     feed()
     while running or unreadable:
@@ -220,9 +304,9 @@ def _dispatch(ray, workers: list, units: list[WorkUnit]) -> Iterator[UnitOutput]
         if not running:
             return
         [ref], _ = ray.wait(list(running), num_returns=1)
-        worker, index = running.pop(ref)
+        worker, index, unit = running.pop(ref)
         idle.append(worker)
-        output = _collect(ray, ref, index, units[index])
+        output = _collect(ray, ref, index, unit)
         feed()
         yield output
 
@@ -235,16 +319,3 @@ def _collect(ray, ref, index: int, unit: WorkUnit) -> UnitOutput:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         reason = f"the Ray worker failed after {UNIT_RETRIES} retries: {type(exc).__name__}: {first_line}"
         return UnitOutput(index, UnitResult(unit, False, reason), None, 0)
-
-
-def write_bytes_atomically(data: bytes, path: Path) -> None:
-    """Write to a temporary file next to `path`, then rename: a reader sees the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

@@ -194,16 +194,19 @@ def load_job_model(options: JobOptions):
 
 
 def run_unit(model, unit: WorkUnit, options: JobOptions, progress: Progress | None = None) -> UnitResult:
-    """Upscale one unit and write its destination atomically; a failure becomes a result, not an exception.
+    """Upscale one unit and write its destination atomically; a failure becomes a result, not an exception."""
+    upscale = _upscale_video_unit if unit.kind == "video" else _upscale_image_unit
+    return attempt(unit, lambda: upscale(model, unit, options, progress))
+
+
+def attempt(unit: WorkUnit, work: Callable[[], None]) -> UnitResult:
+    """Run `work` (which writes `unit`'s destination) and time it; a failure becomes a result with a one-line reason.
 
     KeyboardInterrupt (and other BaseExceptions) propagate: the user stopped the whole job.
     """
     started = time.perf_counter()
     try:
-        if unit.kind == "video":
-            _upscale_video_unit(model, unit, options, progress)
-        else:
-            _upscale_image_unit(model, unit, options, progress)
+        work()
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the job; the reason is reported
         log.debug("%s failed", unit.source, exc_info=True)
         return UnitResult(unit, False, _one_line(exc), time.perf_counter() - started)
@@ -229,36 +232,42 @@ def _upscale_image_unit(model, unit: WorkUnit, options: JobOptions, progress: Pr
 
 def _upscale_video_unit(model, unit: WorkUnit, options: JobOptions, progress: Progress | None) -> None:
     """Decode, upscale in batches of frames with one plan for every frame, encode (swin2sr.io.video)."""
-    import swin2sr
-    import torch
-
     from .io import video
 
     source, destination = Path(unit.source), Path(unit.destination)
     info = video.probe(source)
-    plan = _video_plan(model, info, options)
-    fixed = dict(options.upscale, tile=plan.tile, precision=plan.dtype)  # no tile or precision change between frames
+    plan, fixed = video_plan(model, info, options)
     frames_done = 0
 
-    def upscale_frames(rgb):
+    def upscale_batch(rgb):
         nonlocal frames_done
         offset, total = frames_done * plan.tiles_per_image, max(info.frames, frames_done + len(rgb)) * plan.tiles_per_image
         report = (lambda done, _: progress(offset + done, total)) if progress else None
         with _quiet_log(frames_done > 0):  # the plan (and any pre-scale warning) is logged for the first batch only
-            out = swin2sr.upscale(model, torch.from_numpy(rgb), layout="BHWC", **fixed, progress=report)
+            out = upscale_frames(model, rgb, fixed, report)
         frames_done += len(rgb)
-        return out.numpy()
+        return out
 
     video.transcode(
-        source, destination, upscale_frames, plan.output_size, frames_per_batch=options.video.frames_per_batch,
+        source, destination, upscale_batch, plan.output_size, frames_per_batch=options.video.frames_per_batch,
         codec=options.video.codec, crf=options.video.crf,
     )  # fmt: skip
 
 
-def _video_plan(model, info, options: JobOptions):
+def video_plan(model, info, options: JobOptions):
+    """(the plan, swin2sr.upscale keywords) for every frame of a video: no tile or precision change between frames."""
     import swin2sr
 
-    return swin2sr.plan_upscale(model, info.height, info.width, options.video.frames_per_batch, **options.upscale)
+    plan = swin2sr.plan_upscale(model, info.height, info.width, options.video.frames_per_batch, **options.upscale)
+    return plan, dict(options.upscale, tile=plan.tile, precision=plan.dtype)
+
+
+def upscale_frames(model, rgb, fixed: dict, progress: Progress | None = None):
+    """uint8 [N, H, W, 3] RGB frames -> the upscaled frames, with the keywords of `video_plan`."""
+    import swin2sr
+    import torch
+
+    return swin2sr.upscale(model, torch.from_numpy(rgb), layout="BHWC", **fixed, progress=progress).numpy()
 
 
 class _quiet_log:
@@ -285,7 +294,7 @@ def estimate_tiles(model, unit: WorkUnit, options: JobOptions) -> int:
             from .io import video
 
             info = video.probe(Path(unit.source))
-            return max(info.frames, 1) * _video_plan(model, info, options).tiles_per_image
+            return max(info.frames, 1) * video_plan(model, info, options)[0].tiles_per_image
         from PIL import Image
 
         with Image.open(unit.source) as image:

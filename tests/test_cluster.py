@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +20,7 @@ import torch
 from checkpoints import TINY_CONFIGS, random_official_state_dict
 from PIL import Image
 
-from swin2sr import cluster, jobs
+from swin2sr import cli, cluster, jobs
 
 ray = pytest.importorskip("ray", reason="the Ray tests need the cluster extra (pip install -e .[test])")
 
@@ -141,7 +144,120 @@ def test_a_bad_file_is_reported_and_the_rest_of_the_job_goes_on(local_ray, tiny_
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png"]
 
 
-# --- sizing and the missing extra (no Ray started) ---------------------------------------------------
+# --- video: chunks of frames over the workers, one encoder on the driver -----------------------------
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    pytest.importorskip("av")
+    from videos import make_video
+
+    return make_video(tmp_path_factory.mktemp("clip") / "clip.mp4", frames=13, size=(160, 120), audio="aac")
+
+
+def _video_options(model_path) -> jobs.JobOptions:  # lossless, so decoded frames can be compared exactly
+    return jobs.JobOptions(
+        model=str(model_path), upscale=dict(precision="fp32", device="cpu"),
+        video=jobs.VideoOptions(codec="ffv1", frames_per_batch=2),
+    )  # fmt: skip
+
+
+def _decoded(path) -> list[np.ndarray]:
+    import av
+
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+def test_a_video_comes_back_in_order_even_when_a_worker_dies_in_the_middle(local_ray, clip, tiny_model, tmp_path):
+    from videos import stream_facts
+
+    local = tmp_path / "local.mkv"
+    here = jobs.build_job([clip], local, _video_options(tiny_model))
+    assert jobs.run_job(jobs.load_job_model(here.options), here).exit_code == 0
+
+    killed = []
+
+    def kill_a_worker_after_the_first_batch(done: int, total: int) -> None:
+        if not killed and done >= 2:  # each worker holds two more batches of two 160x120 frames
+            killed.append(_ray_worker_pids()[0])
+            os.kill(killed[0], signal.SIGKILL)
+
+    out = tmp_path / "ray.mkv"
+    job = jobs.build_job([clip], out, _video_options(tiny_model))
+    summary = cluster.run_job_on_ray(job, cluster.ClusterOptions(actors=2, threads=1), bar=kill_a_worker_after_the_first_batch)
+    assert summary.text() == "done 1, skipped 0, failed 0" and killed
+    facts, expected = stream_facts(out), stream_facts(local)
+    for fact in ("count", "pts", "rate", "time_base", "audio", "size"):
+        assert facts[fact] == expected[fact], fact
+    assert all(np.array_equal(a, b) for a, b in zip(_decoded(out), _decoded(local), strict=True))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["local.mkv", "ray.mkv"]  # no partial file
+
+
+def _ray_worker_pids() -> list[int]:
+    """This test session's Ray worker processes running a UnitWorker (Ray titles them `ray::UnitWorker...`)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cmdline").read_bytes().startswith(b"ray::UnitWorker"):
+                if _descends_from(int(entry.name), os.getpid()):
+                    pids.append(int(entry.name))
+        except OSError:  # the process ended meanwhile
+            continue
+    return sorted(pids)
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return False
+
+
+# --- the command line --------------------------------------------------------------------------------
+
+
+def test_ctrl_c_stops_the_workers_and_leaves_only_complete_files(local_ray, tiny_model, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(24):
+        Image.fromarray(rng.integers(0, 256, (170, 200, 3), dtype=np.uint8)).save(folder / f"photo{i:02d}.png")
+    out = tmp_path / "out"
+    address = ray.get_runtime_context().gcs_address  # the command joins this module's cluster
+    command = [sys.executable, "-m", "swin2sr", "upscale", str(folder), "-o", str(out), "--model", str(tiny_model),
+               "--precision", "fp32", "--ray", address, "--ray-actors", "2"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=Path(__file__).parents[1], stderr=subprocess.PIPE, text=True)
+    while not list(out.glob("*.png")) and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    written = sorted(out.iterdir())
+    assert 0 < len(written) < 24 and all(p.suffix == ".png" for p in written)  # no temporary file
+    for path in written:
+        with Image.open(path) as image:
+            image.load()  # complete
+    deadline = time.monotonic() + 60
+    while _ray_worker_pids() and time.monotonic() < deadline:  # Ray reaps killed actors asynchronously
+        time.sleep(0.2)
+    assert _ray_worker_pids() == []
+
+
+def test_without_ray_the_command_says_which_extra_to_install(tiny_model, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "b.png")
+    assert cli.main(["upscale", str(tmp_path), "-o", str(tmp_path / "out"), "--model", str(tiny_model), "--ray"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "swin2sr upscale: error: --ray needs Ray, which is not installed; install it with: " \
+        "pip install swin2sr-upscaler[cluster]"
+    assert not (tmp_path / "out").exists()
+
+
+# --- sizing (no Ray started) ---------------------------------------------------------------------------
 
 
 def test_workers_take_one_gpu_each_or_share_the_cpus():
@@ -157,7 +273,3 @@ def test_a_request_the_cluster_cannot_hold_is_refused_before_any_work():
         cluster.worker_shape({"CPU": 2}, cluster.ClusterOptions(actors=3, threads=2))
 
 
-def test_without_ray_installed_the_error_names_the_extra(monkeypatch):
-    monkeypatch.setitem(sys.modules, "ray", None)
-    with pytest.raises(ValueError, match=r"pip install swin2sr-upscaler\[cluster\]"):
-        cluster.import_ray()
