@@ -10,7 +10,8 @@ round, so background load on a shared machine hits them alike.
 - ray x2:   two Ray workers with 1 thread each: the scaling on one machine.
 
 It also reports what the README's scaling model needs: seconds per image on one worker, bytes shipped per
-image each way, and whether the outputs are byte-identical across the three paths (fp32 on CPU).
+image each way, whether the outputs are byte-identical across the three paths (fp32 on CPU), and how many
+frames per second the one video encoder on the driver (libx264, CRF 18, the default) takes at two output sizes.
 
     python benchmarks/bench_cluster.py --images 32 --size 256 --rounds 1
 """
@@ -60,6 +61,23 @@ def run_case(name: str, photos: Path, out: Path, model: str) -> float:
     return time.perf_counter() - started
 
 
+def encoder_fps(width: int, height: int, frames: int = 8) -> float:
+    """Frames per second of the driver's video encoder (swin2sr.io.video's default: libx264, CRF 18) at this size."""
+    import av
+
+    rng = np.random.default_rng(0)
+    coarse = rng.integers(0, 256, (frames, height // 16, width // 16, 3), dtype=np.uint8)
+    pictures = [np.asarray(Image.fromarray(c).resize((width, height), Image.BICUBIC)) for c in coarse]
+    with tempfile.TemporaryDirectory() as tmp, av.open(str(Path(tmp, "x.mp4")), "w") as out:
+        stream = out.add_stream("libx264", rate=24, options={"crf": "18"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        started = time.perf_counter()
+        for picture in pictures:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        out.mux(stream.encode(None))
+        return frames / (time.perf_counter() - started)
+
+
 def folder_bytes(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
@@ -103,6 +121,10 @@ def report(args, times: dict[str, list[float]], outputs: dict[str, dict[str, byt
     identical = all(outputs[name] == outputs["plain"] for name in CASES)
     print(f"\nper image: {plain / args.images:.2f} s on the plain path; shipped {in_bytes / 1e3:.0f} kB in (PNG), "
           f"{out_bytes / 1e3:.0f} kB back (PNG); outputs byte-identical across paths: {identical}")  # fmt: skip
+    for width, height in ((args.size * 4, args.size * 4), (3840, 2160)):
+        raw = width * height * 3
+        print(f"driver encoder at {width}x{height}: {encoder_fps(width, height):.1f} frames/s "
+              f"(a raw RGB frame back from a worker: {raw / 1e6:.1f} MB)")  # fmt: skip
     overhead = median["ray x1"] / plain - 1
     verdict = "meets" if overhead <= OVERHEAD_TARGET else "misses"
     print(f"summary: Ray path overhead {overhead:+.1%} vs plain CLI ({verdict} the <= {OVERHEAD_TARGET:.0%} target); "

@@ -4,10 +4,13 @@ The units, the options and the function that executes a unit are those of `swin2
 decides where each unit runs and commits what comes back.
 
 - Workers are Ray actors (`UnitWorker`): each loads the model once and takes one GPU, or `threads` CPU
-  threads on a CPU-only cluster.  They run `jobs.run_unit` on private temporary copies of their unit, so a
-  node needs no shared file system: the driver ships the input file's bytes and writes the output bytes.
-- The driver is the only writer.  It commits each unit's output exactly once (temporary file + rename,
-  logged as `wrote PATH`), so a retried unit can never leave two writes or a half-written file behind.
+  threads on a CPU-only cluster.  An image is one unit: a worker runs `jobs.run_unit` on a private
+  temporary copy of it (the driver ships the input file's bytes and gets the output file's bytes back).
+  A video is decoded and encoded on the driver, and its frames go to the workers in batches
+  (`jobs.upscale_frames`), encoded back in order.  So a node needs no shared file system, only the model
+  (a builtin, or a checkpoint path that exists on every node).
+- The driver is the only writer.  It commits each output exactly once (temporary file + rename, logged
+  as `wrote PATH` at debug level), so a retried unit never leaves two writes or a half-written file.
 - Fault tolerance is Ray's: actors are restarted when their process dies (`max_restarts=-1`) and the unit
   they held is retried on the fresh process (`max_task_retries`), the defaults Ray Data gives its own
   actor pools.  A unit whose worker dies on every attempt is reported as failed and the job goes on.
@@ -141,8 +144,8 @@ def run_job_on_ray(
 ) -> JobSummary:
     """Execute `job` on Ray and write every output from this process; the same summary as `jobs.run_job`.
 
-    bar(done, total) counts finished units.  on_output(output) is called after each unit is committed
-    (or has failed), e.g. to log which worker computed what.  Ctrl-C kills the workers, keeps every file
+    bar(done, total) counts finished images and encoded video frames.  on_output(output) is called after each unit is committed
+    (or has failed; images only), e.g. to log which worker computed what.  Ctrl-C kills the workers, keeps every file
     already written (they are complete) and returns an interrupted summary: `--skip-existing` resumes.
     A job with no units (everything skipped) does not start Ray at all.
     """
