@@ -13,6 +13,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger("swin2sr")
@@ -136,11 +137,8 @@ def run_upscale(args: argparse.Namespace) -> int:
         print(jobs.JobSummary([], job.skipped).text(), file=sys.stderr)
         return 0
     label = f"upscaling {job.units[0].name}" if len(job.units) == 1 else f"upscaling {len(job.units)} files"
-    bar = TextProgressBar(sys.stderr if not args.quiet else None, label=label)
-    try:
+    with TextProgressBar(sys.stderr if not args.quiet else None, label=label).beside_log_lines() as bar:
         summary = _run_on_ray(job, args, bar) if args.ray is not None else _run_here(job, bar)
-    finally:
-        bar.close()
     if len(job.units) == 1 and not job.skipped:  # one file: the familiar one-line error or nothing
         if summary.failed:
             raise ValueError(summary.failed[0].reason)
@@ -203,6 +201,24 @@ class TextProgressBar:
             self.stream.write("\n")
             self.stream.flush()
             self.drawn = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """As a logging filter: a log line printed while the bar is drawn starts on a line of its own."""
+        self.close()
+        return True
+
+    @contextmanager
+    def beside_log_lines(self):
+        """Context: log lines do not run into the bar (it is redrawn below them); closed at the end."""
+        handlers = logging.getLogger().handlers
+        for handler in handlers:
+            handler.addFilter(self)
+        try:
+            yield self
+        finally:
+            for handler in handlers:
+                handler.removeFilter(self)
+            self.close()
 
 
 # --- entry point -----------------------------------------------------------------------------------

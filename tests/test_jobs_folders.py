@@ -83,6 +83,7 @@ def test_a_bad_file_in_the_middle_is_reported_and_skipped(photos, tmp_path, caps
     err = capsys.readouterr().err
     assert "done 3, skipped 0, failed 1" in err
     assert re.search(r"^  failed: trip/broken.png: .*broken.png is not a readable image", err, re.M)
+    assert re.search(r"^failed: trip/broken.png", err, re.M)  # reported when it happens, on a line of its own
     assert "Traceback" not in err
 
 
