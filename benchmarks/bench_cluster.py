@@ -5,9 +5,10 @@ the Ray cases pay what a user pays: starting a local Ray (it detects this machin
 workers, loading the model in each, shipping inputs and outputs.  The cases are interleaved round by
 round, so background load on a shared machine hits them alike.
 
-- plain:    the local runner, torch on all CPUs (2 threads here).
-- ray x1:   one Ray worker with all CPUs (2 threads): the overhead of the Ray path (target <= 10%).
-- ray x2:   two Ray workers with 1 thread each: the scaling on one machine.
+- plain 1 thread / ray 1x1: the local runner and one Ray worker, one torch thread each: the overhead of the
+  Ray path (target <= 10%).  One thread, because two-thread torch runs swing wildly on a shared machine
+  (a thread waiting for a busy core stalls both), which would drown a 10% difference.
+- ray 1x2 / ray 2x1: one worker with both CPUs against two workers with one CPU each: the scaling.
 
 It also reports what the README's scaling model needs: seconds per image on one worker, bytes shipped per
 image each way, whether the outputs are byte-identical across the three paths (fp32 on CPU), and how many
@@ -32,10 +33,11 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-CASES = {
-    "plain": [],
-    "ray x1": ["--ray", "--ray-actors", "1"],
-    "ray x2": ["--ray", "--ray-actors", "2"],
+CASES = {  # name: (extra CLI flags, environment)
+    "plain 1 thread": ([], {"OMP_NUM_THREADS": "1"}),
+    "ray 1x1": (["--ray", "--ray-actors", "1", "--ray-threads", "1"], {}),
+    "ray 1x2": (["--ray", "--ray-actors", "1", "--ray-threads", "2"], {}),
+    "ray 2x1": (["--ray", "--ray-actors", "2", "--ray-threads", "1"], {}),
 }
 OVERHEAD_TARGET = 0.10
 
@@ -54,8 +56,8 @@ def make_photos(folder: Path, count: int, size: int) -> None:
 def run_case(name: str, photos: Path, out: Path, model: str) -> float:
     shutil.rmtree(out, ignore_errors=True)
     command = [sys.executable, "-m", "swin2sr", "-q", "upscale", str(photos), "-o", str(out), "--model", model,
-               "--device", "cpu", "--precision", "fp32", *CASES[name]]  # fmt: skip
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+               "--device", "cpu", "--precision", "fp32", *CASES[name][0]]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **CASES[name][1])
     started = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return time.perf_counter() - started
@@ -107,28 +109,28 @@ def main() -> None:
 
 def report(args, times: dict[str, list[float]], outputs: dict[str, dict[str, bytes]], inputs: dict[str, bytes]) -> None:
     median = {name: statistics.median(t) for name, t in times.items()}
-    plain = median["plain"]
+    plain = median["plain 1 thread"]
     print(f"\n{args.images} images of {args.size}x{args.size}, model {args.model}, fp32 on CPU, {os.cpu_count()} CPUs, "
           f"{args.rounds} round(s), median wall time of the whole command\n")  # fmt: skip
-    print("| path | workers x threads | wall s | images/s | vs plain |")
-    print("|---|---|---:|---:|---:|")
-    shapes = {"plain": "1 process x 2", "ray x1": "1 x 2", "ray x2": "2 x 1"}
+    print("| path | wall s | images/s | time vs plain 1 thread |")
+    print("|---|---:|---:|---:|")
     for name in CASES:
         rate = args.images / median[name]
-        print(f"| {name} | {shapes[name]} | {median[name]:.1f} | {rate:.3f} | {median[name] / plain - 1:+.1%} |")
+        print(f"| {name} | {median[name]:.1f} | {rate:.3f} | {median[name] / plain - 1:+.1%} |")
     in_bytes = statistics.mean(len(b) for b in inputs.values())
-    out_bytes = statistics.mean(len(b) for b in outputs["plain"].values())
-    identical = all(outputs[name] == outputs["plain"] for name in CASES)
-    print(f"\nper image: {plain / args.images:.2f} s on the plain path; shipped {in_bytes / 1e3:.0f} kB in (PNG), "
+    out_bytes = statistics.mean(len(b) for b in outputs["plain 1 thread"].values())
+    identical = all(outputs[name] == outputs["plain 1 thread"] for name in CASES)
+    print(f"\nper image: {plain / args.images:.2f} s on one thread; shipped {in_bytes / 1e3:.0f} kB in (PNG), "
           f"{out_bytes / 1e3:.0f} kB back (PNG); outputs byte-identical across paths: {identical}")  # fmt: skip
     for width, height in ((args.size * 4, args.size * 4), (3840, 2160)):
         raw = width * height * 3
         print(f"driver encoder at {width}x{height}: {encoder_fps(width, height):.1f} frames/s "
               f"(a raw RGB frame back from a worker: {raw / 1e6:.1f} MB)")  # fmt: skip
-    overhead = median["ray x1"] / plain - 1
+    overhead = median["ray 1x1"] / plain - 1
     verdict = "meets" if overhead <= OVERHEAD_TARGET else "misses"
-    print(f"summary: Ray path overhead {overhead:+.1%} vs plain CLI ({verdict} the <= {OVERHEAD_TARGET:.0%} target); "
-          f"2 workers x 1 thread vs 1 worker x 2 threads: {median['ray x1'] / median['ray x2']:.2f}x throughput")  # fmt: skip
+    print(f"summary: Ray path overhead {overhead:+.1%} vs the plain CLI ({verdict} the <= {OVERHEAD_TARGET:.0%} target); "
+          f"2 workers x 1 thread: {median['ray 1x2'] / median['ray 2x1']:.2f}x the throughput of 1 worker x 2 threads, "
+          f"{median['ray 1x1'] / median['ray 2x1']:.2f}x that of 1 worker x 1 thread")  # fmt: skip
 
 
 if __name__ == "__main__":
