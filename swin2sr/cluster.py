@@ -244,7 +244,13 @@ def ray_session(ray, address: str | None) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
-    ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    except ConnectionError as exc:
+        raise ValueError(
+            f"cannot reach the Ray cluster at {address!r} ({_first_line(exc)}); start it with `ray start --head` "
+            "or give --ray without an address for a local Ray"
+        ) from None
     try:
         yield
     finally:
@@ -315,10 +321,15 @@ def _dispatch(ray, workers: list, units: list[tuple[int, WorkUnit]]) -> Iterator
 
 
 def _collect(ray, ref, index: int, unit: WorkUnit) -> UnitOutput:
-    """The worker's output, or a failed result when its process died on every attempt."""
+    """The worker's output, or a failed result (its process died on every attempt, or Ray failed)."""
     try:
         return ray.get(ref)
     except ray.exceptions.RayError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        reason = f"the Ray worker failed after {UNIT_RETRIES} retries: {type(exc).__name__}: {first_line}"
+        reason = f"the Ray worker failed: {_first_line(exc)}"
         return UnitOutput(index, UnitResult(unit, False, reason), None, 0)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The exception's type and the first line of its message (Ray's messages run to many lines)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
