@@ -217,6 +217,13 @@ def _descends_from(pid: int, ancestor: int) -> bool:
 
 # --- the command line --------------------------------------------------------------------------------
 
+# `swin2sr ARGS` with Ctrl-C raising KeyboardInterrupt, as in a terminal, even where the test runner was
+# started with SIGINT ignored (a background job of a non-interactive shell), which its children inherit.
+INTERRUPTIBLE_CLI = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from swin2sr.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
 
 def test_ctrl_c_stops_the_workers_and_leaves_only_complete_files(local_ray, tiny_model, tmp_path):
     folder = tmp_path / "in"
@@ -226,7 +233,7 @@ def test_ctrl_c_stops_the_workers_and_leaves_only_complete_files(local_ray, tiny
         Image.fromarray(rng.integers(0, 256, (170, 200, 3), dtype=np.uint8)).save(folder / f"photo{i:02d}.png")
     out = tmp_path / "out"
     address = ray.get_runtime_context().gcs_address  # the command joins this module's cluster
-    command = [sys.executable, "-m", "swin2sr", "upscale", str(folder), "-o", str(out), "--model", str(tiny_model),
+    command = [sys.executable, "-c", INTERRUPTIBLE_CLI, "upscale", str(folder), "-o", str(out), "--model", str(tiny_model),
                "--precision", "fp32", "--ray", address, "--ray-actors", "2"]  # fmt: skip
     process = subprocess.Popen(command, cwd=Path(__file__).parents[1], stderr=subprocess.PIPE, text=True)
     while not list(out.glob("*.png")) and process.poll() is None:
