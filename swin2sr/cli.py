@@ -68,6 +68,13 @@ def add_upscale_command(subparsers: argparse._SubParsersAction) -> None:
     video.add_argument("--codec", default=None, help="FFmpeg encoder (default libx264; libvpx-vp9 for .webm)")
     video.add_argument("--crf", type=int, default=None, help="encoder quality, lower is better (default 18)")
     video.add_argument("--frames-per-batch", type=_positive_int, default=4, help="frames upscaled together")
+    ray = parser.add_argument_group("cluster (pip install swin2sr-upscaler[cluster])")
+    ray.add_argument(
+        "--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+        help="run on a Ray cluster (e.g. auto, ray://head:10001); without an address, on a local Ray",
+    )  # fmt: skip
+    ray.add_argument("--ray-actors", type=_positive_int, default=None, help="workers (default: one per GPU)")
+    ray.add_argument("--ray-threads", type=_positive_int, default=None, help="torch threads per CPU-only worker")
     add_processing_options(parser)
     parser.set_defaults(run=run_upscale)
 
@@ -151,11 +158,9 @@ def run_upscale(args: argparse.Namespace) -> int:
     if not job.units:
         print(jobs.JobSummary([], job.skipped).text(), file=sys.stderr)
         return 0
-    model = jobs.load_job_model(options)
-    log.info("model: %s", model.variant)
     label = f"upscaling {job.units[0].name}" if len(job.units) == 1 else f"upscaling {len(job.units)} files"
     with TextProgressBar(sys.stderr if not args.quiet else None, label=label).beside_log_lines() as bar:
-        summary = jobs.run_job(model, job, bar)
+        summary = _run_on_ray(job, args, bar) if args.ray is not None else _run_here(job, bar)
     if len(job.units) == 1 and not job.skipped:  # one file: the familiar one-line error or nothing
         if summary.failed:
             raise ValueError(summary.failed[0].reason)
@@ -163,6 +168,25 @@ def run_upscale(args: argparse.Namespace) -> int:
     elif summary.exit_code or not args.quiet:
         print(summary.text(), file=sys.stderr)
     return summary.exit_code
+
+
+def _run_here(job, bar):
+    from . import jobs
+
+    model = jobs.load_job_model(job.options)
+    log.info("model: %s", model.variant)
+    return jobs.run_job(model, job, bar)
+
+
+def _run_on_ray(job, args: argparse.Namespace, bar):
+    """The same job on Ray; each worker picks its own device (its GPU, else its CPUs) unless --device names one."""
+    from dataclasses import replace
+
+    from .cluster import ClusterOptions, run_job_on_ray
+
+    options = replace(job.options, upscale={**job.options.upscale, "device": args.device})
+    cluster = ClusterOptions(address=args.ray or None, actors=args.ray_actors, threads=args.ray_threads)
+    return run_job_on_ray(replace(job, options=options), cluster, bar)
 
 
 def _positive_int(value: str) -> int:

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .io.video import CONTAINERS, container_format
+from .upscale_files import FrameUpscaler
+from .upscale_files import upscale_batch as upscale_frames  # one batch with video_plan's keywords (Ray workers)
 
 log = logging.getLogger("swin2sr")
 
@@ -204,16 +206,19 @@ def _core():
 
 
 def run_unit(model, unit: WorkUnit, options: JobOptions, progress: Progress | None = None) -> UnitResult:
-    """Upscale one unit and write its destination atomically; a failure becomes a result, not an exception.
+    """Upscale one unit and write its destination atomically; a failure becomes a result, not an exception."""
+    upscale = _upscale_video_unit if unit.kind == "video" else _upscale_image_unit
+    return attempt(unit, lambda: upscale(model, unit, options, progress))
+
+
+def attempt(unit: WorkUnit, work: Callable[[], None]) -> UnitResult:
+    """Run `work` (which writes `unit`'s destination) and time it; a failure becomes a result with a one-line reason.
 
     KeyboardInterrupt (and other BaseExceptions) propagate: the user stopped the whole job.
     """
     started = time.perf_counter()
     try:
-        if unit.kind == "video":
-            _upscale_video_unit(model, unit, options, progress)
-        else:
-            _upscale_image_unit(model, unit, options, progress)
+        work()
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the job; the reason is reported
         log.debug("%s failed", unit.source, exc_info=True)
         return UnitResult(unit, False, _one_line(exc), time.perf_counter() - started)
@@ -250,9 +255,13 @@ def _upscale_video_unit(model, unit: WorkUnit, options: JobOptions, progress: Pr
     )  # fmt: skip
 
 
-def _frame_upscaler(model, info, options: JobOptions, progress: Progress | None = None):
-    from .upscale_files import FrameUpscaler
+def video_plan(model, info, options: JobOptions):
+    """(the plan, the `upscale` keywords that pin it) for every frame of a video: what a Ray worker is given."""
+    upscaler = _frame_upscaler(model, info, options)
+    return upscaler.plan, upscaler.fixed
 
+
+def _frame_upscaler(model, info, options: JobOptions, progress: Progress | None = None) -> FrameUpscaler:
     return FrameUpscaler(
         model, info.height, info.width, info.frames, frames_per_batch=options.video.frames_per_batch,
         progress=progress, **options.upscale,
@@ -266,7 +275,7 @@ def estimate_tiles(model, unit: WorkUnit, options: JobOptions) -> int:
             from .io import video
 
             info = video.probe(Path(unit.source))
-            return max(info.frames, 1) * _frame_upscaler(model, info, options).plan.tiles_per_image
+            return max(info.frames, 1) * video_plan(model, info, options)[0].tiles_per_image
         from PIL import Image
 
         with Image.open(unit.source) as image:

@@ -9,6 +9,7 @@ temporary file next to the destination and renamed at the end: an error or Ctrl-
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -81,10 +82,14 @@ def transcode(
     frames_per_batch: int = 4,
     codec: str | None = None,
     crf: int | None = None,
+    in_flight: int = 1,
 ) -> int:
     """Write `destination` with every video frame of `source` passed through `upscale_frames`; returns the frame count.
 
-    upscale_frames: uint8 [N, H, W, 3] RGB -> uint8 [N, H', W', 3] with (H', W') == output_size.
+    upscale_frames: uint8 [N, H, W, 3] RGB -> uint8 [N, H', W', 3] with (H', W') == output_size, or a
+      pending result (anything with `.result()` returning that array): up to `in_flight` batches are then
+      handed out before the oldest is encoded, so several workers upscale them at once (swin2sr.cluster);
+      frames are still encoded in their order.
     codec: an FFmpeg encoder name (default libx264, libvpx-vp9 for .webm); crf: its quality (lower is better).
     """
     av = import_av()
@@ -100,18 +105,18 @@ def transcode(
             video_out = _add_video_stream(out, _video_stream(inp, source), codec, crf, output_size)
             if rotation:  # phone videos: stored sideways, shown upright by the display matrix
                 video_out.set_display_rotation(rotation)
-            frames = _transcode_streams(inp, out, video_out, upscale_frames, frames_per_batch)
+            frames = _transcode_streams(inp, out, video_out, _Encoder(upscale_frames, in_flight), frames_per_batch)
 
     atomic_write(destination, write)
     return frames
 
 
-def _transcode_streams(inp, out, video_out, upscale_frames, frames_per_batch: int) -> int:
+def _transcode_streams(inp, out, video_out, encoder: _Encoder, frames_per_batch: int) -> int:
     """Demux once: audio packets are copied as they come, video frames decoded, batched, upscaled, encoded."""
     video_in = inp.streams.video[0]
     video_in.thread_type = "AUTO"
     audio = {s.index: out.add_stream_from_template(s) for s in inp.streams.audio}
-    encoder = _Encoder(out, video_out, video_in.time_base)
+    encoder.open(out, video_out, video_in.time_base)
     batch: list = []
     for packet in inp.demux(video_in, *inp.streams.audio):
         if packet.stream.index in audio:
@@ -122,24 +127,35 @@ def _transcode_streams(inp, out, video_out, upscale_frames, frames_per_batch: in
         for frame in packet.decode():
             batch.append(frame)
             if len(batch) == frames_per_batch:
-                encoder.encode(batch, upscale_frames)
+                encoder.encode(batch)
                 batch = []
-    encoder.encode(batch, upscale_frames)
+    encoder.encode(batch)
     encoder.flush()
     return encoder.frames
 
 
 class _Encoder:
-    """Upscales a batch of decoded frames and encodes them with their own timestamps."""
+    """Upscales batches of decoded frames and encodes them in order, with their own timestamps.
 
-    def __init__(self, out, stream, time_base: Fraction) -> None:
-        self.out, self.stream, self.time_base, self.frames = out, stream, time_base, 0
+    Up to `in_flight` batches may be pending (upscaled elsewhere) before the oldest is encoded.
+    """
 
-    def encode(self, decoded: list, upscale_frames: Callable[[np.ndarray], np.ndarray]) -> None:
-        if not decoded:
-            return
-        rgb = np.stack([frame.to_ndarray(format="rgb24") for frame in decoded])
-        upscaled = upscale_frames(rgb)
+    def __init__(self, upscale_frames: Callable, in_flight: int = 1) -> None:
+        self.upscale_frames, self.in_flight, self.pending, self.frames = upscale_frames, in_flight, deque(), 0
+
+    def open(self, out, stream, time_base: Fraction) -> None:
+        self.out, self.stream, self.time_base = out, stream, time_base
+
+    def encode(self, decoded: list) -> None:
+        if decoded:
+            rgb = np.stack([frame.to_ndarray(format="rgb24") for frame in decoded])
+            self.pending.append((decoded, self.upscale_frames(rgb)))
+        while len(self.pending) >= self.in_flight:
+            self._write(*self.pending.popleft())
+
+    def _write(self, decoded: list, upscaled) -> None:
+        if hasattr(upscaled, "result"):
+            upscaled = upscaled.result()
         expected = (len(decoded), self.stream.height, self.stream.width, 3)
         if upscaled.shape != expected:
             raise RuntimeError(f"upscaled frames have shape {upscaled.shape}, expected {expected}")
@@ -163,6 +179,8 @@ class _Encoder:
         return frame
 
     def flush(self) -> None:
+        while self.pending:
+            self._write(*self.pending.popleft())
         for packet in self.stream.encode(None):
             self.out.mux(packet)
 
