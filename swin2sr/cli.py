@@ -161,10 +161,9 @@ def run_upscale(args: argparse.Namespace) -> int:
     label = f"upscaling {job.units[0].name}" if len(job.units) == 1 else f"upscaling {len(job.units)} files"
     with TextProgressBar(sys.stderr if not args.quiet else None, label=label).beside_log_lines() as bar:
         summary = _run_on_ray(job, args, bar) if args.ray is not None else _run_here(job, bar)
-    if len(job.units) == 1 and not job.skipped:  # one file: the familiar one-line error or nothing
+    if len(job.units) == 1 and not job.skipped:  # one file: the familiar one-line error (the unit logged its write)
         if summary.failed:
             raise ValueError(summary.failed[0].reason)
-        log.info("wrote %s", job.units[0].destination)
     elif summary.exit_code or not args.quiet:
         print(summary.text(), file=sys.stderr)
     return summary.exit_code

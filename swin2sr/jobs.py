@@ -249,10 +249,12 @@ def _upscale_video_unit(model, unit: WorkUnit, options: JobOptions, progress: Pr
 
     source, destination = Path(unit.source), Path(unit.destination)
     upscaler = _frame_upscaler(model, video.probe(source), options, progress)
-    video.transcode(
+    frames = video.transcode(
         source, destination, upscaler, upscaler.plan.output_size, frames_per_batch=options.video.frames_per_batch,
         codec=options.video.codec, crf=options.video.crf,
     )  # fmt: skip
+    height, width = upscaler.plan.output_size
+    log.info("wrote %s (%d frames, %dx%d)", destination, frames, width, height)
 
 
 def video_plan(model, info, options: JobOptions):
