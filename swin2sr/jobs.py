@@ -105,6 +105,11 @@ def build_job(
         if units[0].kind == "image":
             upscale_files.check_file_paths(inputs[0], output)  # one file: its problems are the run's, found before the model loads
     else:
+        if not output.exists() and _media_kind(output):
+            raise ValueError(
+                f"-o {output} looks like a file name, but several files (or a folder) go to an output folder; "
+                "give a folder name"
+            )
         found = [(path, rel) for given in inputs for path, rel in _expand(given) if not _inside(path, output)]
         if not found:
             raise ValueError(f"no images or videos found in {', '.join(map(str, inputs))}")
