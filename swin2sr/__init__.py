@@ -3,8 +3,8 @@
 from .arch import Swin2SR, Swin2SRConfig
 from .engine import run_with_fallback
 from .faces import FaceBox
-from .foreign import SpandrelModel, load_any_model
-from .loader import BUILTIN_MODELS, CheckpointError, load_model
+from .foreign import ModelLike, SpandrelModel, as_model, load_any_model
+from .loader import BUILTIN_MODELS, CheckpointError, builtin_model_files, load_model
 from .memory import estimate_memory, memory_budget
 from .pipelines import PipelineReport, RefinedRegion, TwoStageReport, refine_faces, two_stage
 from .tiling import UpscaleCancelled, is_oom
@@ -16,6 +16,7 @@ __all__ = [
     "CheckpointError",
     "FaceBox",
     "FileReport",
+    "ModelLike",
     "PipelineReport",
     "RefinedRegion",
     "SpandrelModel",
@@ -25,6 +26,8 @@ __all__ = [
     "UpscaleCancelled",
     "UpscalePlan",
     "UpscaleReport",
+    "as_model",
+    "builtin_model_files",
     "estimate_memory",
     "is_oom",
     "load_any_model",

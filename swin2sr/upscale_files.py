@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .io import animation, check_output_path, images, read_image, write_image
+from . import system
+from .io import animation, check_image_file, check_output_path, images, read_image, write_image
 from .io.image_files import ImageFileInfo, OutputFormat, output_format_for, output_metadata, storable_image
 from .io.streaming import RasterSpec, streaming_format, write_rows
 from .upscale import PlannedInput, UpscaleReport, finish_report, read_and_plan, tile_runner, upscale_planned
@@ -40,6 +40,7 @@ log = logging.getLogger("swin2sr")
 
 Progress = Callable[[int, int], None]
 RUN_OPTIONS = ("progress", "cancel", "is_oom")  # upscale options that are not planning options
+STREAMED_MODES = ("L", "LA", "RGB", "RGBA", "I;16")  # Pillow modes whose samples the row writers store as they are
 CONVERT_ROWS = 64  # rows converted at a time
 ALPHA_MARGIN = 2  # input rows around a band that its bilinear alpha reads (the filter's reach, plus one)
 
@@ -47,8 +48,7 @@ ALPHA_MARGIN = 2  # input rows around a band that its bilinear alpha reads (the 
 def check_file_paths(source: Path, destination: Path) -> bool:
     """Check what can be checked before the upscale (one-line ValueError); True when `source` is animated."""
     check_output_path(destination)
-    if not Path(source).is_file():
-        raise ValueError(f"{source}: no such file" if not Path(source).exists() else f"{source} is not a file")
+    check_image_file(source)
     animated = animation.is_animated(source)
     if animated:
         animation.check_animation_output(destination)
@@ -215,10 +215,13 @@ class FilePixels:
         self.alpha = AlphaRows(job.alpha, *job.plan.output_size) if job.alpha is not None else None
         self.height, self.width = job.plan.output_size
         probe = torch.zeros((3, 1, 1), dtype=self.storage)
-        sample = self._pixels(probe, None if job.alpha is None else torch.zeros((1, 1, 1, 1)))
+        image = self._image(probe, None if job.alpha is None else torch.zeros((1, 1, 1, 1)))
+        sample = np.asarray(image)
         self.channels = 1 if sample.ndim == 2 else sample.shape[-1]
         self.dtype = sample.dtype
-        self.streamable = self.dtype in (np.uint8, np.uint16) and 1 <= self.channels <= 4
+        # the row writers store gray, RGB (+ alpha) samples: CMYK or palette files are written in memory
+        mode_ok = getattr(image, "mode", None) in (None, *STREAMED_MODES)
+        self.streamable = mode_ok and self.dtype in (np.uint8, np.uint16) and 1 <= self.channels <= 4
 
     def spec(self, info: ImageFileInfo | None) -> RasterSpec:
         metadata = output_metadata(info, (self.width, self.height))
@@ -237,10 +240,13 @@ class FilePixels:
                 top = bottom
 
     def _pixels(self, band: torch.Tensor, alpha: torch.Tensor | None) -> np.ndarray:
+        return np.asarray(self._image(band, alpha))
+
+    def _image(self, band: torch.Tensor, alpha: torch.Tensor | None):
         result = images.finish(band[None], alpha, self.kind)
         if not (isinstance(result, np.ndarray) and result.dtype == np.uint16):  # 16-bit colour streams as it is
             result = storable_image(result, self.format)
-        return np.asarray(result)
+        return result
 
 
 class AlphaRows:
@@ -280,6 +286,6 @@ def _file_report(
     return FileReport(
         src=src, dst=dst, size=size, streamed=streamed, file_bytes=dst.stat().st_size,
         seconds=time.perf_counter() - started,
-        peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, upscale=report, frames=frames,
+        peak_rss_bytes=system.peak_rss(), upscale=report, frames=frames,
     )  # fmt: skip
 
