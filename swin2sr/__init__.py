@@ -9,7 +9,8 @@ from .memory import estimate_memory, memory_budget
 from .pipelines import PipelineReport, RefinedRegion, TwoStageReport, refine_faces, two_stage
 from .tiling import UpscaleCancelled, is_oom
 from .upscale_files import FileReport, upscale_file
-from .upscale import UpscalePlan, UpscaleReport, plan_upscale, sharpen, target_size, upscale
+from .postprocess import sharpen, target_size
+from .upscale import UpscalePlan, UpscaleReport, plan_upscale, upscale
 
 __all__ = [
     "BUILTIN_MODELS",

@@ -129,7 +129,7 @@ def _read_numpy(array: np.ndarray, keep_8_bit: bool = False) -> tuple[torch.Tens
             "for a batch pass a tensor [B,H,W,C] or one image at a time"
         )
     pixels = hwc if keep_8_bit and hwc.dtype == np.uint8 else _to_unit_float(hwc)
-    tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None]  # a copy we own
+    tensor = torch.from_numpy(np.array(pixels.transpose(2, 0, 1), order="C"))[None]  # a copy we own
     return tensor, ImageKind("numpy", hwc.shape[-1], dtype=array.dtype, channel_axis=array.ndim == 3)
 
 
