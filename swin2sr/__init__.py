@@ -8,12 +8,14 @@ from .loader import BUILTIN_MODELS, CheckpointError, load_model
 from .memory import estimate_memory, memory_budget
 from .pipelines import PipelineReport, RefinedRegion, TwoStageReport, refine_faces, two_stage
 from .tiling import UpscaleCancelled, is_oom
+from .upscale_files import FileReport, upscale_file
 from .upscale import UpscalePlan, UpscaleReport, plan_upscale, sharpen, target_size, upscale
 
 __all__ = [
     "BUILTIN_MODELS",
     "CheckpointError",
     "FaceBox",
+    "FileReport",
     "PipelineReport",
     "RefinedRegion",
     "SpandrelModel",
@@ -35,4 +37,5 @@ __all__ = [
     "target_size",
     "two_stage",
     "upscale",
+    "upscale_file",
 ]

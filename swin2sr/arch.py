@@ -313,6 +313,7 @@ class Swin2SR(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[B, C, H, W] in 0..1 -> [B, C, H*s, W*s], raw (unclamped), in the model's dtype."""
+        engine.begin_forward_pass()
         x = x.to(self.mean.dtype)
         h, w = x.shape[-2:]
         ws = self.config.window_size

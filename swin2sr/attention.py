@@ -92,11 +92,11 @@ class WindowAttention(nn.Module):
         """Position bias plus each shift-mask pattern, [1 or 4, heads, N, N] in `dtype` (at least float32).
 
         Cached while autograd is off; the cache entry is keyed by the CPB
-        weights' storage and version, so loading or editing weights refreshes it.
+        weights' `engine.weight_version`, so loading or editing weights refreshes it.
         """
         params = (self.cpb_mlp[0].weight, self.cpb_mlp[0].bias, self.cpb_mlp[2].weight)
         key = (shift, dtype, params[0].device)
-        version = tuple((p.data_ptr(), p._version) for p in params)
+        version = tuple(engine.weight_version(p) for p in params)
         cached = self._tables.get(key)
         if cached is not None and cached[0] == version and not torch.is_grad_enabled():
             return cached[1]

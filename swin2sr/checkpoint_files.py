@@ -98,6 +98,39 @@ def _safetensors_load(path: Path) -> tuple[StateDict, dict[str, str]]:
         ) from None
 
 
+# transformers config.json fields whose other values build a network the original code cannot (the weights
+# alone would not show it): field -> the value the original network has.
+_HF_FIXED_FIELDS = {"hidden_act": "gelu", "layer_norm_eps": 1e-5, "patch_size": 1, "qkv_bias": True,
+                    "use_absolute_embeddings": False}  # fmt: skip
+
+
+def reject_unsupported_hf_config(config: dict, config_file: Path) -> None:
+    """Refuse, naming the option, a transformers config.json that the original network cannot follow."""
+    for name, original in _HF_FIXED_FIELDS.items():
+        if name in config and config[name] != original:
+            raise CheckpointError(
+                f"{config_file} sets {name}={config[name]!r}; the original Swin2SR network (which this package "
+                f"implements) has {name}={original!r} only, so these weights cannot be run faithfully; not supported"
+            )
+    channels_out = config.get("num_channels_out")
+    if channels_out is not None and channels_out != config.get("num_channels", 3):
+        raise CheckpointError(
+            f"{config_file} sets num_channels_out={channels_out} but num_channels={config.get('num_channels', 3)}; "
+            "the original network has one channel count for both; not supported"
+        )
+    if config.get("resi_connection") == "3conv":
+        raise CheckpointError(
+            f"{config_file} sets resi_connection='3conv': transformers' variant ends the body with one conv where "
+            "the original has three, so the original network cannot build it; not supported"
+        )
+    window, image = config.get("window_size", 8), config.get("image_size", 64)
+    if isinstance(image, int) and isinstance(window, int) and image <= window:
+        raise CheckpointError(
+            f"{config_file} sets image_size={image}, not above window_size={window}: the network is then built with "
+            "one unshifted window of the image size, unlike every release; not supported"
+        )
+
+
 def _describe_foreign_bytes(head: bytes) -> str:
     """What a file that is neither a PyTorch nor a safetensors file appears to be."""
     text = head.decode("utf-8", errors="replace").lstrip().lower()
@@ -128,5 +161,6 @@ def hf_config_metadata(path: Path) -> dict[str, str]:
         return {}
     if not isinstance(config, dict) or config.get("model_type") != "swin2sr":
         return {}
+    reject_unsupported_hf_config(config, config_file)
     names = {"window_size": "window_size", "img_size": "image_size", "img_range": "img_range"}
     return {ours: str(config[theirs]) for ours, theirs in names.items() if theirs in config}

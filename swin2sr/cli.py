@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger("swin2sr")
+
+DEBUG_ENV = "SWIN2SR_DEBUG"  # set to 1 for tracebacks, like --debug
 
 
 def add_info_command(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +46,9 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def add_upscale_command(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("upscale", help="upscale images and videos: files, folders or globs")
+    parser = subparsers.add_parser(
+        "upscale", help="upscale images (animated GIF/APNG/WebP: every frame) and videos: files, folders or globs"
+    )
     parser.add_argument(
         "inputs", nargs="+", type=Path, metavar="INPUT",
         help="image or video files, folders (searched recursively) or quoted globs such as 'photos/**/*.jpg'",
@@ -79,10 +84,10 @@ def add_processing_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps ... (default: cuda when available)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
     parser.add_argument("--tile", type=_tile_arg, default="auto", help="tile side in input pixels, or auto")
-    parser.add_argument("--overlap", type=int, default=16, help="tile overlap in input pixels (default 16)")
+    parser.add_argument("--overlap", type=_count_arg, default=16, help="tile overlap in input pixels (default 16)")
     parser.add_argument(
         "--max-input-size",
-        type=int,
+        type=_count_arg,
         default=None,
         help="downscale inputs whose longest side exceeds this first (0: never; default: env MAX_INPUT_SIZE or "
         "1024, or 0 when --tile is given)",
@@ -115,11 +120,28 @@ def _tile_arg(value: str) -> int | str:
     return tile
 
 
+def _count_arg(value: str) -> int:
+    """A whole number >= 0 (argparse prints the one-line error naming the flag)."""
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, not {value!r}") from None
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {count}")
+    return count
+
+
 def resolve_device(name: str | None) -> str:
+    """The --device value after checking it exists here (one-line error otherwise); default cuda if present."""
     import torch
 
+    from .arguments import check_device
+
     if name:
-        return name
+        try:
+            return str(check_device(name))
+        except ValueError as exc:
+            raise ValueError(f"--device: {exc}") from None
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -235,6 +257,7 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="swin2sr", description="Swin2SR image super-resolution")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    parser.add_argument("--debug", action="store_true", help=f"print the traceback of an error (or set {DEBUG_ENV}=1)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_command in COMMANDS:
         add_command(subparsers)
@@ -242,13 +265,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; every failure is one line on stderr and exit code 1 (130 on Ctrl-C) unless --debug."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(format="%(message)s", level=logging.WARNING if args.quiet else logging.INFO, force=True)
+    debug = args.debug or os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
     try:
         return args.run(args)
-    except ValueError as exc:  # CheckpointError included: messages written for the user
-        print(f"swin2sr {args.command}: error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print(f"\nswin2sr {args.command}: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"swin2sr {args.command}: error: {error_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for any error: our messages as they are (written for the user), others with their kind."""
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        text = "out of memory even at the smallest tile; try --precision fp16/bf16, --device cpu or a smaller input"
+    elif isinstance(exc, (ValueError, TypeError)):  # CheckpointError included
+        text = str(exc)
+    elif isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    else:
+        text = f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback and report it)"
+    return " ".join(text.split())

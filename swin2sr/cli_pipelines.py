@@ -61,9 +61,12 @@ def _add_region_options(parser: argparse.ArgumentParser) -> None:
 
 def _boxes_arg(value: str) -> list[tuple[float, ...]]:
     try:
-        return [tuple(float(v) for v in part.split(",")) for part in value.split(";") if part.strip()]
+        boxes = [tuple(float(v) for v in part.split(",")) for part in value.split(";") if part.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--boxes takes 'x0,y0,x1,y1;...', not {value!r}") from None
+        boxes = []
+    if not boxes or any(len(box) != 4 for box in boxes):
+        raise argparse.ArgumentTypeError(f"takes 'x0,y0,x1,y1' boxes separated by ';', not {value!r}")
+    return boxes
 
 
 def _region_options(args: argparse.Namespace) -> dict:

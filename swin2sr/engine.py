@@ -17,6 +17,11 @@ that the choice of kernel lives in one place:
 
 Every primitive falls back to plain differentiable PyTorch ops while autograd
 is recording, so `model.train()` + backward goes through the same module.
+
+Caches keyed on weights (prepacked weights here, bias tables in `attention.py`)
+take their key from `weight_version`, which works for every kind of tensor a
+host hands us: ComfyUI loads and runs models under `torch.inference_mode()`,
+whose tensors have no version counter.
 """
 
 from __future__ import annotations
@@ -33,6 +38,26 @@ logger = logging.getLogger("swin2sr")
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 _PACKED: WeakIdKeyDictionary = WeakIdKeyDictionary()  # weight parameter -> (version key, packed weight)
 _PACK_ROWS_HINT = 4096  # oneDNN picks the blocked layout for this many rows; any row count works
+_forward_pass = 0  # counts forward passes; see weight_version
+
+
+def begin_forward_pass() -> None:
+    """Mark the start of a forward pass (called by the network), so caches keyed on inference tensors expire."""
+    global _forward_pass
+    _forward_pass += 1
+
+
+def weight_version(weight: torch.Tensor) -> tuple:
+    """A key that changes whenever `weight` may have changed: storage, dtype and version.
+
+    Normal tensors and parameters count their in-place changes in `_version`.
+    Inference tensors (made under `torch.inference_mode()`) count nothing and
+    can still be changed in place inside that mode, so for them the key is the
+    forward pass: what is cached from them is rebuilt once per pass, never
+    reused across passes.
+    """
+    version = ("pass", _forward_pass) if weight.is_inference() else weight._version
+    return (weight.data_ptr(), weight.dtype, version)
 
 
 def _use_onednn(x: torch.Tensor) -> bool:
@@ -46,7 +71,7 @@ def _use_onednn(x: torch.Tensor) -> bool:
 
 def _packed_weight(weight: torch.Tensor) -> torch.Tensor:
     """The oneDNN-reordered copy of `weight` (2-D view of a Linear or 1x1 Conv weight), rebuilt if it changed."""
-    key = (weight.data_ptr(), weight._version, weight.dtype)
+    key = weight_version(weight)
     cached = _PACKED.get(weight)
     if cached is None or cached[0] != key:
         w2d = weight.detach().reshape(weight.shape[0], -1)
@@ -126,21 +151,35 @@ def model_dtype(model: nn.Module) -> torch.dtype:
     return next(model.parameters()).dtype
 
 
+class NonFiniteOutput(ValueError):
+    """The model gave NaN or infinite values in float32: its weights (or the model code) are broken."""
+
+
 def run_with_fallback(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """model(x) in the model's dtype; a half-precision result that is not finite is redone in fp32.
 
     fp16 overflows on some inputs (large activations in the MLP); bf16 rarely
     does.  The model is cast to fp32 and back for the retry, which is lossless
     (every fp16/bf16 value is exact in fp32), so no second copy of the weights
-    is kept.  Returns the output in the dtype that produced it.
+    is kept.  Returns the output in the dtype that produced it.  A result that is
+    still not finite in fp32 raises NonFiniteOutput: written out, it would be a
+    black or grey image with nothing said.
     """
     dtype = model_dtype(model)
     out = model(x.to(dtype))
-    if dtype not in HALF_DTYPES or torch.isfinite(out).all():
+    if torch.isfinite(out).all():
         return out
-    logger.warning("%s output is not finite; redoing this batch in float32", dtype)
-    model.float()
-    try:
-        return model(x.float())
-    finally:
-        model.to(dtype)
+    if dtype in HALF_DTYPES:
+        logger.warning("%s output is not finite; redoing this batch in float32", dtype)
+        model.float()
+        try:
+            out = model(x.float())
+        finally:
+            model.to(dtype)
+        if torch.isfinite(out).all():
+            return out
+    bad = int((~torch.isfinite(out)).sum())
+    raise NonFiniteOutput(
+        f"the model's output has {bad} NaN or infinite values even in float32, so nothing was written; "
+        "its weights are probably damaged or badly trained: try another checkpoint"
+    )

@@ -188,6 +188,8 @@ def as_boxes(boxes: Iterable[FaceBox | Sequence[float]]) -> list[FaceBox]:
     """Boxes from FaceBox objects or (x0, y0, x1, y1[, score]) sequences, validated."""
     result = []
     for box in boxes:
+        if not isinstance(box, FaceBox) and len(box) not in (4, 5):
+            raise ValueError(f"box {tuple(box)} has {len(box)} numbers: give (x0, y0, x1, y1) or (x0, y0, x1, y1, score)")
         box = box if isinstance(box, FaceBox) else FaceBox(*map(float, box))
         if not (box.x1 > box.x0 and box.y1 > box.y0):
             raise ValueError(f"box {box} is empty: boxes are (x0, y0, x1, y1) with x1 > x0 and y1 > y0")

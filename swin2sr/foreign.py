@@ -20,6 +20,7 @@ from .loader import (
     Source,
     StateDict,
     build_model,
+    check_finite_weights,
     checkpoint_from_state,
     is_swin2sr_state_dict,
     read_source,
@@ -85,6 +86,7 @@ def load_any_model(
     state = unwrap_state_dict(raw, origin, notes)
     if is_swin2sr_state_dict(state) or hf_names.is_hf_state_dict(state):
         return build_model(checkpoint_from_state(state, metadata, origin, notes), device, dtype)
+    check_finite_weights(state, origin)
     return wrap_spandrel(_spandrel_descriptor(state, origin)).to(device=device, dtype=dtype)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from .io.video import CONTAINERS, container_format
 
 log = logging.getLogger("swin2sr")
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")
+IMAGE_SUFFIXES = (".png", ".apng", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 VIDEO_SUFFIXES = tuple(CONTAINERS)
 _GLOB_MAGIC = ("*", "?", "[")
 
@@ -85,7 +86,9 @@ class UnitResult:
 # --- building a job --------------------------------------------------------------------------------
 
 
-def build_job(inputs: Iterable[str | Path], output: str | Path, options: JobOptions, *, skip_existing: bool = False) -> Job:
+def build_job(
+    inputs: Iterable[str | Path], output: str | Path, options: JobOptions, *, skip_existing: bool = False
+) -> Job:
     """Units for every image and video in `inputs` (files, folders searched recursively, globs).
 
     One file with an output that is not a folder keeps today's meaning: `-o` is the output file.
@@ -96,6 +99,10 @@ def build_job(inputs: Iterable[str | Path], output: str | Path, options: JobOpti
     inputs, output = [Path(p) for p in inputs], Path(output)
     if len(inputs) == 1 and inputs[0].is_file() and not output.is_dir():
         units = [_unit(inputs[0], output, inputs[0].name)]
+        if units[0].kind == "image":
+            from .upscale_files import check_file_paths
+
+            check_file_paths(inputs[0], output)  # one file: its problems are the run's, found before the model loads
     else:
         found = [(path, rel) for given in inputs for path, rel in _expand(given) if not _inside(path, output)]
         if not found:
@@ -188,9 +195,12 @@ def _check_distinct(units: list[WorkUnit]) -> None:
 
 def load_job_model(options: JobOptions):
     """The job's model, loaded once per runner (the CLI process, or each Ray actor)."""
-    import swin2sr
+    return _core().load_any_model(options.model, device=options.upscale.get("device"))
 
-    return swin2sr.load_any_model(options.model, device=options.upscale.get("device"))
+
+def _core():
+    """The swin2sr package, also when a host imports it under another name (looked up at call time for tests)."""
+    return sys.modules[__package__]
 
 
 def run_unit(model, unit: WorkUnit, options: JobOptions, progress: Progress | None = None) -> UnitResult:
@@ -219,15 +229,16 @@ def _one_line(exc: Exception) -> str:
 
 
 def _upscale_image_unit(model, unit: WorkUnit, options: JobOptions, progress: Progress | None) -> None:
-    """Read, upscale, write atomically: the one place an image file is turned into an upscaled file."""
-    import swin2sr
+    """A still (streamed to PNG/TIFF) or an animation, through `upscale_file`, written atomically."""
+    from .upscale_files import upscale_file
 
-    from .io import read_image, write_image
-
-    image, info = read_image(Path(unit.source))
-    result, report = swin2sr.upscale(model, image, **options.upscale, progress=progress, return_report=True)
-    log.debug("%s: %s", unit.name, report)
-    write_image(result, Path(unit.destination), info)
+    report = upscale_file(
+        model, unit.source, unit.destination, frames_per_batch=options.video.frames_per_batch, progress=progress,
+        **options.upscale,
+    )  # fmt: skip
+    if report.upscale is not None:
+        log.debug("%s", report.upscale)
+    log.info("%s", report)
 
 
 def _upscale_video_unit(model, unit: WorkUnit, options: JobOptions, progress: Progress | None) -> None:
@@ -235,71 +246,35 @@ def _upscale_video_unit(model, unit: WorkUnit, options: JobOptions, progress: Pr
     from .io import video
 
     source, destination = Path(unit.source), Path(unit.destination)
-    info = video.probe(source)
-    plan, fixed = video_plan(model, info, options)
-    frames_done = 0
-
-    def upscale_batch(rgb):
-        nonlocal frames_done
-        offset, total = frames_done * plan.tiles_per_image, max(info.frames, frames_done + len(rgb)) * plan.tiles_per_image
-        report = (lambda done, _: progress(offset + done, total)) if progress else None
-        with _quiet_log(frames_done > 0):  # the plan (and any pre-scale warning) is logged for the first batch only
-            out = upscale_frames(model, rgb, fixed, report)
-        frames_done += len(rgb)
-        return out
-
+    upscaler = _frame_upscaler(model, video.probe(source), options, progress)
     video.transcode(
-        source, destination, upscale_batch, plan.output_size, frames_per_batch=options.video.frames_per_batch,
+        source, destination, upscaler, upscaler.plan.output_size, frames_per_batch=options.video.frames_per_batch,
         codec=options.video.codec, crf=options.video.crf,
     )  # fmt: skip
 
 
-def video_plan(model, info, options: JobOptions):
-    """(the plan, swin2sr.upscale keywords) for every frame of a video: no tile or precision change between frames."""
-    import swin2sr
+def _frame_upscaler(model, info, options: JobOptions, progress: Progress | None = None):
+    from .upscale_files import FrameUpscaler
 
-    plan = swin2sr.plan_upscale(model, info.height, info.width, options.video.frames_per_batch, **options.upscale)
-    return plan, dict(options.upscale, tile=plan.tile, precision=plan.dtype)
-
-
-def upscale_frames(model, rgb, fixed: dict, progress: Progress | None = None):
-    """uint8 [N, H, W, 3] RGB frames -> the upscaled frames, with the keywords of `video_plan`."""
-    import swin2sr
-    import torch
-
-    return swin2sr.upscale(model, torch.from_numpy(rgb), layout="BHWC", **fixed, progress=progress).numpy()
-
-
-class _quiet_log:
-    """Context: the swin2sr logger shows errors only (when `quiet`), so per-batch plan lines do not repeat."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-
-    def __enter__(self) -> None:
-        self.level = log.level
-        if self.quiet:
-            log.setLevel(logging.ERROR)
-
-    def __exit__(self, *exc) -> None:
-        log.setLevel(self.level)
+    return FrameUpscaler(
+        model, info.height, info.width, info.frames, frames_per_batch=options.video.frames_per_batch,
+        progress=progress, **options.upscale,
+    )  # fmt: skip
 
 
 def estimate_tiles(model, unit: WorkUnit, options: JobOptions) -> int:
     """Tiles the unit will take (for one progress bar over the job); 1 when the file cannot be read."""
-    import swin2sr
-
     try:
         if unit.kind == "video":
             from .io import video
 
             info = video.probe(Path(unit.source))
-            return max(info.frames, 1) * video_plan(model, info, options)[0].tiles_per_image
+            return max(info.frames, 1) * _frame_upscaler(model, info, options).plan.tiles_per_image
         from PIL import Image
 
         with Image.open(unit.source) as image:
             width, height = image.size
-        return swin2sr.plan_upscale(model, height, width, **options.upscale).tiles_per_image
+        return _core().plan_upscale(model, height, width, **options.upscale).tiles_per_image
     except Exception:  # noqa: BLE001 - the unit itself will fail with the reason
         return 1
 
@@ -371,6 +346,6 @@ def run_job(model, job: Job, bar: Progress | None = None) -> JobSummary:
             break
         progress.finish_unit(index)
         summary.results.append(result)
-        if not result.ok:
+        if not result.ok and len(job.units) > 1:  # one unit: its failure is the caller's error line
             log.warning("failed: %s: %s", unit.name, result.reason)
     return summary

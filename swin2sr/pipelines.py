@@ -175,6 +175,7 @@ def refine_faces(
         out_size, base_tiles = base_plan.output_size, [base_plan.total_tiles]
     else:
         base = _read(base, layout)[0]
+        _check_base(tuple(base.shape[-2:]), tuple(source.shape[-2:]))
         out_size, base_tiles = tuple(base.shape[-2:]), []
     regions = _layout(source.shape[-2:], out_size, faces, face_model, settings)
     report.regions = len(regions)
@@ -277,6 +278,8 @@ def _stage2_regions(
 
 def stage1_factor(scale: int, s1: int, s2: int) -> int:
     """The factor stage 1 must reach so that stage 2 (x`s2`) lands exactly on `scale`; ValueError otherwise."""
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale must be a whole number >= 1 (the total factor, e.g. 4), got {scale!r}")
     if scale % s2:
         raise ValueError(f"the total scale {scale} is not a multiple of the stage-2 model's x{s2}")
     factor = scale // s2
@@ -297,7 +300,9 @@ def _find_regions(
 ) -> list[list[FaceBox]]:
     """Per image of the batch, the faces to refine, in source pixels, largest first."""
     if boxes is not None:
-        return [as_boxes(boxes) for _ in range(image.shape[0])]
+        given = as_boxes(boxes)
+        _check_inside(given, *image.shape[-2:])
+        return [given for _ in range(image.shape[0])]
     if mask is not None:
         masks = _mask_at(mask, image.shape[-2:], image.shape[0])
         return [select_faces(boxes_from_mask(m[0]), min_size=0) for m in masks]
@@ -311,6 +316,23 @@ def _find_regions(
         )
         for img in image
     ]
+
+
+def _check_inside(boxes: list[FaceBox], height: int, width: int) -> None:
+    """A box entirely outside the image is a mistake (wrong coordinates or image), not an empty region."""
+    for box in boxes:
+        if box.x1 <= 0 or box.y1 <= 0 or box.x0 >= width or box.y0 >= height:
+            raise ValueError(f"box ({box.x0:g}, {box.y0:g}, {box.x1:g}, {box.y1:g}) lies outside the {width}x{height} "
+                             "image; boxes are (x0, y0, x1, y1) in input pixels")
+
+
+def _check_base(base_size: tuple[int, int], source_size: tuple[int, int]) -> None:
+    """`base` must be the input upscaled: at least as large, with the same aspect (to a pixel of rounding)."""
+    (bh, bw), (h, w) = base_size, source_size
+    factor = bw / w
+    if bh < h or bw < w or abs(bh - h * factor) > max(1.0, factor):
+        raise ValueError(f"base is {bw}x{bh} but the input is {w}x{h}: base must be the input upscaled (same aspect, "
+                         "not smaller); pass the upscaled version of this input")
 
 
 def _layout(

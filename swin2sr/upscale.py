@@ -9,25 +9,30 @@ the decision and the final size before any work starts.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import resource
 import time
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from . import engine, memory, settings
+from .arguments import check_model, check_upscale_options, whole_number
 from .io import images
-from .tiling import MIN_TILE, TileRunner, UpscaleCancelled, align_down, tile_grid
+from .tiling import MIN_TILE, TileRunner, UpscaleCancelled, align_down, fill, tile_grid
 from .tiling import is_oom as default_is_oom
 
 log = logging.getLogger("swin2sr")
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 MAX_TILES_PER_BATCH = 16
+PLANNING_DEFAULTS = dict(tile="auto", overlap=16, precision="auto", max_input_size=None, memory_budget=None,
+                         free_memory=None, device=None)  # fmt: skip
 UPSCALE_ONLY_OPTIONS = {"progress", "cancel", "is_oom", "output_dtype", "layout", "return_report"}
 
 __all__ = ["UpscaleCancelled", "UpscalePlan", "UpscaleReport", "plan_upscale", "sharpen", "target_size", "upscale"]
@@ -185,6 +190,11 @@ def plan_upscale(
     unknown = set(upscale_only) - UPSCALE_ONLY_OPTIONS
     if unknown:
         raise TypeError(f"plan_upscale() got unexpected options {sorted(unknown)}")
+    check_model(model)
+    check_upscale_options(tile=tile, overlap=overlap, precision=precision, max_input_size=max_input_size,
+                          memory_budget=memory_budget, free_memory=free_memory, device=device)  # fmt: skip
+    for name, value in (("height", height), ("width", width), ("batch", batch)):
+        whole_number(name, value, minimum=1)
     scale = int(model.scale)
     device = torch.device(device) if device is not None else model_device(model)
     dtype = resolve_precision(precision, device, model)
@@ -287,23 +297,83 @@ def upscale(
     return_report: also return an UpscaleReport (str() is the one-line summary).
     """
     started = time.perf_counter()
-    batch, kind = images.read_batch(image, layout)
-    color, alpha = images.split_alpha(batch, kind)
-    plan = plan_upscale(
-        model, color.shape[-2], color.shape[-1], color.shape[0], tile=tile, overlap=overlap,
-        precision=precision, max_input_size=max_input_size, memory_budget=memory_budget,
-        free_memory=free_memory, device=device,
+    for name, function in (("progress", progress), ("cancel", cancel), ("is_oom", is_oom)):
+        if function is not None and not callable(function):
+            raise TypeError(f"{name} must be a function or None, got {type(function).__name__}")
+    job = read_and_plan(
+        model, image, layout=layout, tile=tile, overlap=overlap, precision=precision, max_input_size=max_input_size,
+        memory_budget=memory_budget, free_memory=free_memory, device=device,
     )  # fmt: skip
+    result, report = upscale_planned(model, job, output_dtype=output_dtype, progress=progress, cancel=cancel,
+                                     is_oom=is_oom)  # fmt: skip
+    finish_report(report, started)
+    return (result, report) if return_report else result
+
+
+def upscale_planned(model, job: PlannedInput, *, output_dtype=None, **run) -> tuple[object, UpscaleReport]:
+    """Upscale an image already read and planned (`read_and_plan`) into memory: (result, report).
+
+    run: progress, cancel, is_oom as for `upscale`.  The caller's `job` is emptied (its float
+    input is not needed for the conversion back, which makes a copy of the output).
+    """
+    plan, report = job.plan, UpscaleReport(plan=job.plan)
+    out = images.new_output(plan.batch, *plan.output_size, job.kind, output_dtype)
+    with tile_runner(model, plan, report, **run) as runner:
+        for b in range(plan.batch):
+            fill(out[b], runner.rows(images.resize(job.color[b : b + 1], *plan.model_input_size), out.dtype))
+    alpha = None if job.alpha is None else images.resize_alpha(job.alpha, *plan.output_size)
+    job.color = job.alpha = None
+    return images.finish(out, alpha, job.kind), report
+
+
+@dataclass
+class PlannedInput:
+    """An image read for upscaling: its colour ([B, 3, H, W], float or kept 8-bit), alpha (or None), kind and plan."""
+
+    color: torch.Tensor
+    alpha: torch.Tensor | None
+    kind: images.ImageKind
+    plan: UpscalePlan
+
+
+def read_and_plan(model, image, *, layout: str | None = None, keep_8_bit: bool = False, **planning) -> PlannedInput:
+    """Check the model and options, read any supported image and plan its upscale; warns when it is pre-scaled.
+
+    planning: `plan_upscale`'s options (tile, overlap, precision, max_input_size, memory_budget,
+    free_memory, device).  keep_8_bit: 8-bit images stay uint8 (see `images.read_batch`; the tiler
+    converts a batch of tiles at a time), so a large input has no float copy.
+    """
+    planning = {**PLANNING_DEFAULTS, **planning}
+    check_model(model)
+    check_upscale_options(**planning)
+    batch, kind = images.read_batch(image, layout, keep_8_bit=keep_8_bit)
+    color, alpha = images.split_alpha(batch, kind)
+    plan = plan_upscale(model, color.shape[-2], color.shape[-1], color.shape[0], **planning)
     if plan.prescaled:  # a warning: the user gets less resolution than they may expect
         (h, w), (mh, mw) = plan.input_size, plan.model_input_size
         log.warning(
             "input %dx%d exceeds the single-pass limit (MAX_INPUT_SIZE=%d, output side <= %d): downscaled to %dx%d "
             "first; set MAX_INPUT_SIZE=0 or use the tiled upscale to keep full resolution",
-            w, h, settings.max_input_size(max_input_size), settings.MAX_OUTPUT_SIDE, mw, mh,
+            w, h, settings.max_input_size(planning.get("max_input_size")), settings.MAX_OUTPUT_SIDE, mw, mh,
         )  # fmt: skip
     log.info("%s", plan)
-    report = UpscaleReport(plan=plan)
-    out = images.new_output(plan.batch, *plan.output_size, kind, output_dtype)
+    return PlannedInput(color, alpha, kind, plan)
+
+
+@contextlib.contextmanager
+def tile_runner(
+    model,
+    plan: UpscalePlan,
+    report: UpscaleReport,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    is_oom: Callable[[BaseException], bool] | None = None,
+) -> Iterator[TileRunner]:
+    """The `TileRunner` for `plan`, with the model prepared for it; what it did goes into `report` at the end.
+
+    Whoever consumes `runner.rows(image)` decides where the rows go (a buffer, a streaming file).
+    """
     with _prepared(model, plan.device, plan.dtype, report) as forward:
         runner = TileRunner(
             forward, plan.scale, tile_multiple(model), plan.tile, plan.tiles_per_batch, plan.overlap,
@@ -312,23 +382,20 @@ def upscale(
         )  # fmt: skip
         if plan.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(plan.device)
-        for b in range(plan.batch):
-            lr = images.resize(color[b : b + 1], *plan.model_input_size)
-            runner.run(lr, out[b])
+        yield runner
         if plan.device.type == "cuda":
             report.actual_peak_bytes = torch.cuda.max_memory_allocated(plan.device)
-    if alpha is not None:
-        alpha = images.resize_alpha(alpha, *plan.output_size)
-    del batch, color, lr  # the float input is not needed for the conversion back (a PIL copy of the output is)
-    result = images.finish(out, alpha, kind)
     report.tile, report.tiles_per_batch = runner.tile, runner.batch
     report.batch_splits, report.tile_shrinks = runner.stats.batch_splits, runner.stats.tile_shrinks
     report.forwards = runner.stats.forwards
+
+
+def finish_report(report: UpscaleReport, started: float) -> None:
+    """Stamp the time and the peak RSS; log the report when the run had to adapt."""
     report.peak_rss_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     report.seconds = time.perf_counter() - started
     if report.tile_shrinks or report.batch_splits or report.fp32_redos:
         log.info("%s", report)
-    return (result, report) if return_report else result
 
 
 class _prepared:

@@ -112,17 +112,47 @@ def _scale(state: StateDict, upsampler: str, in_chans: int) -> int:
 
 
 def _reject_unsupported(state: StateDict) -> None:
-    """Official-code options that no release uses and this network does not implement."""
+    """Options this network does not implement: official ones no release uses, and transformers-only ones.
+
+    transformers' `Swin2SRForImageSuperResolution` can build networks the original code cannot; weights from
+    those would otherwise be refused as "incomplete", which misdescribes them.  Each is named instead.
+    """
     unsupported = {
-        "conv_after_body_hf.weight": "the 'pixelshuffle_hf' head",
-        "absolute_pos_embed": "absolute position embeddings (ape=True)",
+        "conv_after_body_hf.weight": "the 'pixelshuffle_hf' head, which no released model uses",
+        "absolute_pos_embed": "absolute position embeddings (ape=True), which no released model uses",
+        "swin2sr.embeddings.position_embeddings": "transformers' absolute position embeddings "
+        "(use_absolute_embeddings=True), which the original network cannot load",
     }
     for key, what in unsupported.items():
         if key in state:
-            raise CheckpointError(f"this Swin2SR checkpoint uses {what}, which no released model uses; not supported")
+            raise CheckpointError(f"this Swin2SR checkpoint uses {what}; not supported")
     patch = state["patch_embed.proj.weight"].shape[-1] if "patch_embed.proj.weight" in state else 1
     if patch != 1:
         raise CheckpointError(f"this Swin2SR checkpoint uses patch size {patch}; only patch size 1 is supported")
+    if "layers.0.residual_group.blocks.0.attn.q_bias" not in state and "layers.0.residual_group.blocks.0.attn.qkv.weight" in state:
+        raise CheckpointError("this Swin2SR checkpoint has no query/value biases (qkv_bias=False), which no "
+                              "released model uses; not supported")  # fmt: skip
+    if "layers.0.conv.0.weight" in state and "conv_after_body.weight" in state:
+        raise CheckpointError("this checkpoint uses transformers' resi_connection='3conv' variant (three-conv "
+                              "stages but a one-conv body end), which the original network cannot build; "
+                              "not supported")  # fmt: skip
+    _reject_channel_change(state)
+
+
+def _reject_channel_change(state: StateDict) -> None:
+    """transformers' num_channels_out may differ from num_channels; the original network has one in_chans."""
+    in_chans = int(state["conv_first.weight"].shape[1])
+    if "upsample.0.weight" in state and "conv_before_upsample.0.weight" not in state:  # pixelshuffledirect
+        rows = int(state["upsample.0.weight"].shape[0])
+        same = rows % in_chans == 0 and math.isqrt(rows // in_chans) ** 2 == rows // in_chans
+        out_chans = in_chans if same else None
+    else:
+        out_chans = int(state["conv_last.weight"].shape[0]) if "conv_last.weight" in state else in_chans
+    if out_chans != in_chans:
+        shown = "a different number of" if out_chans is None else f"{out_chans}"
+        raise CheckpointError(f"this checkpoint maps {in_chans} input channel(s) to {shown} output channels "
+                              "(transformers' num_channels_out), which the original network cannot build; "
+                              "not supported")  # fmt: skip
 
 
 def describe_variant(config: Swin2SRConfig) -> str:

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import swin2sr
-from swin2sr import cli, jobs
+from swin2sr import cli, jobs, upscale_files
 from upscale_spy import UpscaleSpy
 
 MODEL = ["--model", "builtin-x2"]
@@ -35,8 +35,9 @@ def photos(tmp_path):
 
 @pytest.fixture
 def counting(monkeypatch):
-    counting = UpscaleSpy(swin2sr.upscale)
-    monkeypatch.setattr(swin2sr, "upscale", counting)
+    """Counts image files upscaled (every image unit goes through upscale_file)."""
+    counting = UpscaleSpy(upscale_files.upscale_file)
+    monkeypatch.setattr(upscale_files, "upscale_file", counting)
     return counting
 
 
@@ -98,13 +99,13 @@ def test_a_second_run_with_skip_existing_does_nothing(photos, tmp_path, counting
 
 
 def test_an_interrupted_run_resumes_where_it_stopped(photos, tmp_path, monkeypatch, capsys):
-    out, real = tmp_path / "out", swin2sr.upscale
-    monkeypatch.setattr(swin2sr, "upscale", UpscaleSpy(real, interrupt_on=2))
+    out, real = tmp_path / "out", upscale_files.upscale_file
+    monkeypatch.setattr(upscale_files, "upscale_file", UpscaleSpy(real, interrupt_on=2))
     assert cli.main(["upscale", str(photos), "-o", str(out), *MODEL]) == 130
     assert _outputs(out) == ["a.png"]  # finished files complete, nothing half-written
     assert "rerun with --skip-existing to resume" in capsys.readouterr().err
     resumed = UpscaleSpy(real)
-    monkeypatch.setattr(swin2sr, "upscale", resumed)
+    monkeypatch.setattr(upscale_files, "upscale_file", resumed)
     assert cli.main(["upscale", str(photos), "-o", str(out), *MODEL, "--skip-existing"]) == 0
     assert len(resumed.calls) == 2
     assert _outputs(out) == ["a.png", "trip/b.jpg", "trip/day2/c.webp"]
@@ -155,3 +156,11 @@ def test_a_video_in_a_folder_is_one_unit_of_the_job(photos, tmp_path):
     make_video(photos / "clips" / "clip.mp4", frames=3)
     assert cli.main(["upscale", str(photos), "-o", str(tmp_path / "out"), *MODEL]) == 0
     assert stream_facts(tmp_path / "out" / "clips" / "clip.mp4")["count"] == 3
+
+
+def test_an_animated_gif_in_a_folder_keeps_every_frame(photos, tmp_path):
+    frames = [Image.open(_image(tmp_path / f"f{i}.png", seed=i)).convert("P") for i in range(3)]
+    frames[0].save(photos / "anim.gif", save_all=True, append_images=frames[1:], duration=80, loop=0)
+    assert cli.main(["upscale", str(photos), "-o", str(tmp_path / "out"), *MODEL]) == 0
+    with Image.open(tmp_path / "out" / "anim.gif") as result:
+        assert (result.n_frames, result.size) == (3, (32, 24))

@@ -1,4 +1,4 @@
-"""A stand-in for swin2sr.upscale that calls the real one, records each call, and can play Ctrl-C."""
+"""A stand-in for swin2sr.upscale (or upscale_file) that calls the real one, records each call, can play Ctrl-C."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ class UpscaleSpy:
     def __init__(self, real, interrupt_on: int | None = None) -> None:
         self.real, self.interrupt_on, self.calls = real, interrupt_on, []
 
-    def __call__(self, model, image, **options):
+    def __call__(self, model, image, *args, **options):
         if len(self.calls) + 1 == self.interrupt_on:
             raise KeyboardInterrupt
         self.calls.append((getattr(image, "shape", None), options))
-        return self.real(model, image, **options)
+        return self.real(model, image, *args, **options)

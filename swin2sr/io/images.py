@@ -45,16 +45,18 @@ class ImageKind:
         return self.channels in (1, 2)
 
 
-def read_batch(image, layout: str | None = None) -> tuple[torch.Tensor, ImageKind]:
+def read_batch(image, layout: str | None = None, *, keep_8_bit: bool = False) -> tuple[torch.Tensor, ImageKind]:
     """Any supported image -> (float32 [B, C, H, W] clamped to 0..1 on the CPU, its ImageKind).
 
     Refuses empty batches and non-finite values up front, with the cause and the fix, rather than
     failing deep inside the model or returning a black image.
+    keep_8_bit: 8-bit PIL / numpy images come back as uint8 instead (a quarter of the memory);
+    `to_unit_float` turns any part of them into exactly the floats this would have returned.
     """
     if Image is not None and isinstance(image, Image.Image):
-        batch, kind = _read_pil(image)
+        batch, kind = _read_pil(image, keep_8_bit)
     elif isinstance(image, np.ndarray):
-        batch, kind = _read_numpy(image)
+        batch, kind = _read_numpy(image, keep_8_bit)
     elif isinstance(image, torch.Tensor):
         batch, kind = _read_torch(image, layout)
     else:
@@ -81,26 +83,56 @@ def check_upscalable(bchw: torch.Tensor) -> None:
         )
 
 
-def _read_pil(image) -> tuple[torch.Tensor, ImageKind]:
-    """PIL images are 8-bit: L, LA, RGB, RGBA pass through, other modes become RGB(A) (16-bit: use numpy uint16)."""
+# PIL modes the model reads through another mode, and the mode the result comes back in.
+# Palette images come back as full colour: an upscale has far more colours than the palette.
+_PIL_READ_AS = {"1": "L", "P": "RGB", "PA": "RGBA", "La": "LA", "RGBa": "RGBA", "RGBX": "RGB", "CMYK": "RGB",
+                "YCbCr": "RGB", "HSV": "RGB", "LAB": "RGB"}  # fmt: skip
+_PIL_BACK_AS = {"P": "RGB", "PA": "RGBA", "La": "LA", "RGBa": "RGBA", "RGBX": "RGB", "I;16B": "I;16",
+                "I;16L": "I;16", "I;16N": "I;16"}  # fmt: skip
+_PIL_DEEP = {"I;16": np.uint16, "I;16B": np.uint16, "I;16L": np.uint16, "I;16N": np.uint16, "I": np.int32,
+             "F": np.float32}  # fmt: skip
+
+
+def _read_pil(image, keep_8_bit: bool = False) -> tuple[torch.Tensor, ImageKind]:
+    """Every Pillow mode: 8-bit modes through L/LA/RGB/RGBA, 16-bit, 32-bit integer and float at full precision.
+
+    Mode I (32-bit integers, what older Pillow opened 16-bit PNG as) is read as 16-bit: 0..65535.
+    """
     mode = image.mode
-    if mode not in ("L", "LA", "RGB", "RGBA"):
-        keeps_alpha = "A" in mode or "transparency" in image.info
-        mode = "RGBA" if keeps_alpha else "RGB"
-        image = image.convert(mode)
-    tensor, kind = _read_numpy(np.asarray(image))
-    return tensor, ImageKind("pil", kind.channels, mode=mode)
+    if mode in _PIL_DEEP:
+        array = np.asarray(image)
+        if mode == "I":
+            array = np.clip(array, 0, 65535).astype(np.uint16)
+        tensor, kind = _read_numpy(array.astype(array.dtype.newbyteorder("=")))
+        return tensor, ImageKind("pil", 1, dtype=np.dtype(_PIL_DEEP[mode]), mode=_PIL_BACK_AS.get(mode, mode))
+    read_as = _PIL_READ_AS.get(mode, mode)
+    if mode == "P" and "transparency" in image.info:
+        read_as = "RGBA"
+    if read_as not in ("L", "LA", "RGB", "RGBA"):
+        raise ValueError(f"unsupported PIL image mode {mode!r}: convert it to RGB or RGBA first")
+    tensor, kind = _read_numpy(np.asarray(image.convert(read_as) if read_as != mode else image), keep_8_bit)
+    back_as = read_as if mode == "P" else _PIL_BACK_AS.get(mode, mode)
+    return tensor, ImageKind("pil", kind.channels, dtype=np.dtype(np.uint8), mode=back_as)
 
 
-def _read_numpy(array: np.ndarray) -> tuple[torch.Tensor, ImageKind]:
+def _read_numpy(array: np.ndarray, keep_8_bit: bool = False) -> tuple[torch.Tensor, ImageKind]:
     if array.ndim == 2:
         hwc, batched = array[..., None], False
-    elif array.ndim == 3 and array.shape[-1] <= 4:
+    elif array.ndim == 3 and 1 <= array.shape[-1] <= 4:
         hwc, batched = array, False
     else:
-        raise ValueError(f"numpy images must be HW or HWC with 1-4 channels, got shape {array.shape}")
-    tensor = torch.from_numpy(_to_unit_float(hwc)).permute(2, 0, 1)[None]
-    return tensor.contiguous(), ImageKind("numpy", hwc.shape[-1], dtype=array.dtype, batched=batched)
+        raise ValueError(
+            f"numpy images must be HW or HWC with 1-4 channels, got shape {array.shape}; "
+            "for a batch pass a tensor [B,H,W,C] or one image at a time"
+        )
+    pixels = hwc if keep_8_bit and hwc.dtype == np.uint8 else _to_unit_float(hwc)
+    tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None]  # a copy we own
+    return tensor, ImageKind("numpy", hwc.shape[-1], dtype=array.dtype, batched=batched)
+
+
+def to_unit_float(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels (`read_batch(keep_8_bit=True)`) -> float32 0..1, the values read_batch gives; floats as they are."""
+    return pixels.float().div_(255) if pixels.dtype == torch.uint8 else pixels
 
 
 def _to_unit_float(array: np.ndarray) -> np.ndarray:
@@ -109,8 +141,27 @@ def _to_unit_float(array: np.ndarray) -> np.ndarray:
     if array.dtype == np.uint16:
         return array.astype(np.float32) / 65535.0
     if np.issubdtype(array.dtype, np.floating):
-        return np.clip(array.astype(np.float32), 0.0, 1.0)
-    raise ValueError(f"unsupported numpy dtype {array.dtype}: use uint8, uint16 or float")
+        array = array.astype(np.float32)
+        if array.size:
+            finite = np.where(np.isfinite(array), array, 0.5)  # NaN is refused later with its own cause; inf clamps
+            check_float_range(float(finite.min()), float(finite.max()))
+        return np.clip(array, 0.0, 1.0)
+    raise ValueError(f"unsupported numpy dtype {array.dtype}: use uint8, uint16 or float in 0..1 (e.g. .astype(np.uint8))")
+
+
+FLOAT_SLACK = 1.0  # floats may overshoot 0..1 by this much (another model's output) and are clamped
+
+
+def check_float_range(low: float, high: float) -> None:
+    """Float images are 0..1; finite values far outside are a mistake (0..255 data, or not an image at all).
+
+    Infinities are clamped like any slightly out-of-range value (hosts pass them through from decoders).
+    """
+    if high > 1.0 + FLOAT_SLACK:
+        hint = "; divide by 255 first" if high <= 255.5 else ("; divide by 65535 first" if high <= 65535.5 else "")
+        raise ValueError(f"float image values must be in 0..1, but they reach {high:g}{hint}")
+    if low < -FLOAT_SLACK:
+        raise ValueError(f"float image values must be in 0..1, but they go down to {low:g}; rescale them to 0..1")
 
 
 def _read_torch(tensor: torch.Tensor, layout: str | None) -> tuple[torch.Tensor, ImageKind]:
@@ -118,16 +169,24 @@ def _read_torch(tensor: torch.Tensor, layout: str | None) -> tuple[torch.Tensor,
         tensor = tensor[None]
     if tensor.ndim != 4:
         raise ValueError(f"tensor images must be [B,C,H,W] or [B,H,W,C], got shape {tuple(tensor.shape)}")
-    layout = layout or guess_layout(tensor)
-    if layout not in LAYOUTS:
+    if layout is not None and layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    layout = layout or guess_layout(tensor)
     bchw = tensor.movedim(-1, 1) if layout == "BHWC" else tensor
     if not 1 <= bchw.shape[1] <= 4:
         raise ValueError(f"expected 1-4 channels, got {bchw.shape[1]} (layout {layout}); pass layout= explicitly")
     kind = ImageKind("torch", bchw.shape[1], dtype=tensor.dtype, layout=layout, device=tensor.device)
+    bchw = bchw.detach()
     if tensor.dtype == torch.uint8:
         bchw = bchw.float() / 255.0
-    return bchw.detach().to("cpu", torch.float32).clamp(0, 1).contiguous(), kind
+    elif tensor.dtype == getattr(torch, "uint16", None):
+        bchw = bchw.to(torch.float32) / 65535.0
+    elif not tensor.dtype.is_floating_point:
+        raise ValueError(f"unsupported tensor dtype {tensor.dtype}: use uint8 or float in 0..1")
+    elif bchw.numel():
+        low, high = torch.aminmax(torch.nan_to_num(bchw, nan=0.5, posinf=0.5, neginf=0.5))  # see _to_unit_float
+        check_float_range(float(low), float(high))
+    return bchw.to("cpu", torch.float32).clamp(0, 1).contiguous(), kind
 
 
 def guess_layout(tensor: torch.Tensor) -> str:
@@ -146,23 +205,23 @@ def split_alpha(bchw: torch.Tensor, kind: ImageKind) -> tuple[torch.Tensor, torc
 
 
 def resize(bchw: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """High-quality resize: bicubic, antialiased when shrinking, clamped to 0..1."""
+    """High-quality resize: bicubic, antialiased when shrinking, clamped to 0..1 (uint8 in: as it is if no resize)."""
     if bchw.shape[-2:] == (height, width):
         return bchw
-    out = F.interpolate(bchw, size=(height, width), mode="bicubic", align_corners=False, antialias=True)
+    out = F.interpolate(to_unit_float(bchw), size=(height, width), mode="bicubic", align_corners=False, antialias=True)
     return out.clamp_(0, 1)
 
 
 def resize_alpha(alpha: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Alpha is a mask, not a picture: a plain bilinear filter, no sharpening overshoot."""
-    return F.interpolate(alpha, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+    return F.interpolate(to_unit_float(alpha), size=(height, width), mode="bilinear", align_corners=False, antialias=True)
 
 
 def output_storage(kind: ImageKind, output_dtype=None) -> torch.dtype:
     """The dtype of the preallocated output: uint8 for 8-bit inputs (files), float32 otherwise, or as asked."""
     if output_dtype is not None:
         return output_dtype if isinstance(output_dtype, torch.dtype) else _torch_dtype(output_dtype)
-    if kind.kind == "pil" or kind.dtype in (np.uint8, torch.uint8):
+    if kind.dtype in (np.uint8, torch.uint8):
         return torch.uint8
     return torch.float32
 
@@ -207,7 +266,17 @@ def finish(color: torch.Tensor, alpha: torch.Tensor | None, kind: ImageKind):
     hwc = _to_numpy_hwc(color[0], kind)
     if kind.kind == "numpy":
         return hwc if kind.batched or hwc.shape[-1] > 1 else hwc[..., 0]
-    return Image.fromarray(hwc[..., 0] if hwc.shape[-1] == 1 else hwc, mode=kind.mode)
+    return _to_pil(hwc, kind.mode)
+
+
+def _to_pil(hwc: np.ndarray, mode: str):
+    """numpy HWC in the input's storage dtype -> a PIL image in `mode` (the closest to the input's mode)."""
+    if mode == "I":
+        hwc = hwc.astype(np.int32)
+    image = Image.fromarray(hwc[..., 0] if hwc.shape[-1] == 1 else hwc)
+    if mode == "1":
+        return image.convert("1", dither=Image.Dither.NONE)
+    return image if image.mode == mode else image.convert(mode)
 
 
 def to_gray(color: torch.Tensor) -> torch.Tensor:
@@ -230,7 +299,9 @@ def _finish_torch(bchw: torch.Tensor, kind: ImageKind) -> torch.Tensor:
 
 def _to_numpy_hwc(chw: torch.Tensor, kind: ImageKind) -> np.ndarray:
     hwc = chw.permute(1, 2, 0).contiguous()
-    target = np.dtype(kind.dtype) if kind.kind == "numpy" else np.dtype(np.uint8)
+    target = np.dtype(kind.dtype if kind.dtype is not None else np.uint8)
+    if target == np.int32:  # PIL mode I: 16-bit values
+        target = np.dtype(np.uint16)
     if hwc.dtype == torch.uint8:
         if target == np.uint8:
             return hwc.numpy()

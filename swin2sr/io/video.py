@@ -22,6 +22,7 @@ from .image_files import atomic_write
 INSTALL_HINT = "pip install swin2sr-upscaler[video]"
 DEFAULT_CRF = 18  # x264/x265/VP9: visually near-lossless, the files stay a sensible size
 _WEBM_CODEC = "libvpx-vp9"
+COLOUR_TAGS = ("colorspace", "color_range", "color_primaries", "color_trc")
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
 _DEFAULT_CODEC = "libx264"
 
@@ -49,10 +50,19 @@ def probe(path: Path) -> VideoInfo:
     av = import_av()
     with _open_input(av, path) as container:
         stream = _video_stream(container, path)
-        frames = stream.frames
-        if not frames and stream.duration and stream.average_rate:
-            frames = round(stream.duration * stream.time_base * stream.average_rate)
-        return VideoInfo(stream.width, stream.height, int(frames), stream.average_rate, stream.time_base)
+        return VideoInfo(stream.width, stream.height, _frame_count(container, stream), stream.average_rate,
+                         stream.time_base)
+
+
+def _frame_count(container, stream) -> int:
+    """The container's count (MP4 has one), else duration x rate (Matroska: the longest stream's duration)."""
+    if stream.frames or not stream.average_rate:
+        return int(stream.frames)
+    if stream.duration:
+        seconds = stream.duration * stream.time_base
+    else:
+        seconds = Fraction(container.duration or 0, 1_000_000)  # FFmpeg's AV_TIME_BASE
+    return round(seconds * stream.average_rate)
 
 
 def container_format(path: Path) -> str:
@@ -86,24 +96,27 @@ def transcode(
     codec = codec or (_WEBM_CODEC if destination.suffix.lower() == ".webm" else _DEFAULT_CODEC)
     _check_encoder(av, codec)
     container = container_format(destination)
+    rotation = _display_rotation(av, source)
     frames = 0
 
     def write(file) -> None:
         nonlocal frames
         with _open_input(av, source) as inp, av.open(file, "w", format=container) as out:
-            encoder = _Encoder(upscale_frames, in_flight)
-            frames = _transcode_streams(inp, out, source, encoder, output_size, frames_per_batch, codec, crf)
+            video_out = _add_video_stream(out, _video_stream(inp, source), codec, crf, output_size)
+            if rotation:  # phone videos: stored sideways, shown upright by the display matrix
+                video_out.set_display_rotation(rotation)
+            frames = _transcode_streams(inp, out, video_out, upscale_frames, frames_per_batch, in_flight)
 
     atomic_write(destination, write)
     return frames
 
 
-def _transcode_streams(inp, out, source, encoder, output_size, frames_per_batch, codec, crf) -> int:
-    video_in = _video_stream(inp, source)
+def _transcode_streams(inp, out, video_out, upscale_frames, frames_per_batch: int, in_flight: int) -> int:
+    """Demux once: audio packets are copied as they come, video frames decoded, batched, upscaled, encoded."""
+    video_in = inp.streams.video[0]
     video_in.thread_type = "AUTO"
-    video_out = _add_video_stream(out, video_in, codec, crf, output_size)
     audio = {s.index: out.add_stream_from_template(s) for s in inp.streams.audio}
-    encoder.open(out, video_out, video_in.time_base)
+    encoder = _Encoder(out, video_out, video_in.time_base, in_flight)
     batch: list = []
     for packet in inp.demux(video_in, *inp.streams.audio):
         if packet.stream.index in audio:
@@ -114,9 +127,9 @@ def _transcode_streams(inp, out, source, encoder, output_size, frames_per_batch,
         for frame in packet.decode():
             batch.append(frame)
             if len(batch) == frames_per_batch:
-                encoder.encode(batch)
+                encoder.encode(batch, upscale_frames)
                 batch = []
-    encoder.encode(batch)
+    encoder.encode(batch, upscale_frames)
     encoder.flush()
     return encoder.frames
 
@@ -124,19 +137,17 @@ def _transcode_streams(inp, out, source, encoder, output_size, frames_per_batch,
 class _Encoder:
     """Upscales batches of decoded frames and encodes them in order, with their own timestamps.
 
-    Up to `in_flight` batches may be pending (upscaled elsewhere) before the oldest is encoded.
+    Up to `in_flight` batches may be pending (being upscaled elsewhere) before the oldest is encoded.
     """
 
-    def __init__(self, upscale_frames: Callable, in_flight: int = 1) -> None:
-        self.upscale_frames, self.in_flight, self.pending, self.frames = upscale_frames, in_flight, deque(), 0
+    def __init__(self, out, stream, time_base: Fraction, in_flight: int = 1) -> None:
+        self.out, self.stream, self.time_base, self.frames = out, stream, time_base, 0
+        self.in_flight, self.pending = in_flight, deque()
 
-    def open(self, out, stream, time_base: Fraction) -> None:
-        self.out, self.stream, self.time_base = out, stream, time_base
-
-    def encode(self, decoded: list) -> None:
+    def encode(self, decoded: list, upscale_frames: Callable[[np.ndarray], np.ndarray]) -> None:
         if decoded:
             rgb = np.stack([frame.to_ndarray(format="rgb24") for frame in decoded])
-            self.pending.append((decoded, self.upscale_frames(rgb)))
+            self.pending.append((decoded, upscale_frames(rgb)))
         while len(self.pending) >= self.in_flight:
             self._write(*self.pending.popleft())
 
@@ -157,7 +168,11 @@ class _Encoder:
 
         if source_frame.pts is None:
             raise ValueError("the video has frames without timestamps; remux it first (ffmpeg -i IN -c copy OUT.mkv)")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24").reformat(
+            format=self.stream.pix_fmt,
+            dst_colorspace=source_frame.colorspace,
+            dst_color_range=source_frame.color_range,
+        )  # back with the source's matrix and range (decoding to RGB used them), so colours stay as they were
         frame.pts, frame.time_base = source_frame.pts, self.time_base
         return frame
 
@@ -173,7 +188,9 @@ def _add_video_stream(out, video_in, codec: str, crf: int | None, output_size: t
     height, width = output_size
     options = {"crf": str(DEFAULT_CRF if crf is None else crf)} if _takes_crf(codec) else {}
     if crf is not None and not options:
-        raise ValueError(f"codec {codec} has no --crf quality setting; leave --crf out or pick libx264/libx265/libvpx-vp9")
+        raise ValueError(
+            f"codec {codec} has no --crf quality setting; leave --crf out or pick libx264/libx265/libvpx-vp9"
+        )
     if codec == _WEBM_CODEC:
         options["b"] = "0"  # constant quality: VP9 reads crf only with no target bitrate
     stream = out.add_stream(codec, rate=video_in.average_rate or video_in.guessed_rate, options=options)
@@ -181,6 +198,8 @@ def _add_video_stream(out, video_in, codec: str, crf: int | None, output_size: t
     stream.pix_fmt = _pixel_format(stream.codec_context.codec)
     stream.time_base = video_in.time_base
     stream.codec_context.time_base = video_in.time_base
+    for tag in COLOUR_TAGS:  # players pick the matrix from these: an untagged HD video would show shifted colours
+        setattr(stream.codec_context, tag, getattr(video_in.codec_context, tag))
     return stream
 
 
@@ -200,7 +219,16 @@ def _check_encoder(av, codec: str) -> None:
     except Exception:  # noqa: BLE001 - PyAV raises different errors for unknown and decoder-only names
         found = None
     if found is None or found.type != "video":
-        raise ValueError(f"{codec!r} is not a video encoder this PyAV build has; try libx264, libx265, libvpx-vp9 or ffv1")
+        raise ValueError(
+            f"{codec!r} is not a video encoder this PyAV build has; try libx264, libx265, libvpx-vp9 or ffv1"
+        )
+
+
+def _display_rotation(av, path: Path) -> int:
+    """The first frame's display rotation in degrees (counter-clockwise), 0 when the video has none."""
+    with _open_input(av, path) as container:
+        frame = next(container.decode(_video_stream(container, path)), None)
+        return int(frame.rotation) if frame is not None else 0
 
 
 def _open_input(av, path: Path):

@@ -1,0 +1,89 @@
+"""Checks for the public API's arguments: a one-line TypeError or ValueError naming the argument and what it
+accepts, raised before any work (a wrong `tile` must not cost a model load or a finished first stage).
+
+TypeError: the argument has the wrong type.  ValueError: the type is right, the value is not.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+
+PRECISION_NAMES = ("auto", "fp32", "bf16", "fp16")
+PRECISION_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+_DEVICE_HINT = "use 'cpu', 'cuda', 'cuda:N' or 'mps'"
+
+
+def whole_number(name: str, value, *, minimum: int = 0, allow_none: bool = False) -> int | None:
+    """`value` as an int >= `minimum` (bools and fractional numbers refused)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        accepted = f"a whole number >= {minimum}" + (" or None" if allow_none else "")
+        raise TypeError(f"{name} must be {accepted}, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_tile(tile) -> None:
+    """tile: "auto"/None, 0 (one untiled pass) or a positive side in input pixels."""
+    if tile is None or tile == "auto":
+        return
+    if isinstance(tile, str):
+        raise ValueError(f"tile must be 'auto', 0 (one untiled pass) or a number of pixels, got {tile!r}")
+    whole_number("tile", tile)
+
+
+def check_precision(precision) -> None:
+    if isinstance(precision, torch.dtype):
+        if precision not in PRECISION_DTYPES:
+            raise ValueError(f"precision must be float32, bfloat16 or float16, got {precision}")
+        return
+    if precision not in PRECISION_NAMES:
+        raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISION_NAMES))}, got {precision!r}")
+
+
+def check_device(device) -> torch.device | None:
+    """The device as torch.device, after checking it exists here: a one-line ValueError otherwise."""
+    if device is None:
+        return None
+    if not isinstance(device, (str, torch.device, int)) or isinstance(device, bool):
+        raise TypeError(f"device must be a string such as 'cpu' or 'cuda:0' or a torch.device, got {device!r}")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"device {device!r} is not a device name; {_DEVICE_HINT}") from None
+    backend = {"cuda": torch.cuda, "mps": getattr(torch.backends, "mps", None)}.get(device.type)
+    if device.type == "cpu":
+        return device
+    if backend is None:
+        backend = getattr(torch, device.type, None)
+    if backend is None or not backend.is_available():
+        raise ValueError(f"device {str(device)!r} is not available on this machine (torch {torch.__version__}); "
+                         f"use 'cpu'{' or a CUDA build of torch' if device.type == 'cuda' else ''}")
+    count = getattr(backend, "device_count", lambda: 1)()
+    if device.index is not None and device.index >= count:
+        raise ValueError(f"device {str(device)!r} does not exist: this machine has {count} {device.type} device(s)")
+    return device
+
+
+def check_model(model) -> None:
+    """An upscaling model: what load_model / load_any_model return (anything with .scale that is callable)."""
+    scale = getattr(model, "scale", None)
+    if not callable(model) or isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1:
+        raise TypeError(f"model must be a model from swin2sr.load_model or load_any_model, got {type(model).__name__}"
+                        + (" (load the checkpoint first: swin2sr.load_model(path))" if isinstance(model, str) else ""))
+
+
+def check_upscale_options(*, tile, overlap, precision, max_input_size, memory_budget, free_memory, device) -> None:
+    """Every option of `plan_upscale` / `upscale`, checked together before anything runs."""
+    check_tile(tile)
+    whole_number("overlap", overlap)
+    check_precision(precision)
+    whole_number("max_input_size", max_input_size, allow_none=True)
+    whole_number("memory_budget", memory_budget, minimum=1, allow_none=True)
+    if free_memory is not None and not callable(free_memory):
+        whole_number("free_memory", free_memory)
+    check_device(device)
