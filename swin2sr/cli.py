@@ -67,7 +67,7 @@ def add_upscale_command(subparsers: argparse._SubParsersAction) -> None:
     video = parser.add_argument_group("video")
     video.add_argument("--codec", default=None, help="FFmpeg encoder (default libx264; libvpx-vp9 for .webm)")
     video.add_argument("--crf", type=int, default=None, help="encoder quality, lower is better (default 18)")
-    video.add_argument("--frames-per-batch", type=_positive_int, default=4, help="frames upscaled together")
+    video.add_argument("--frames-per-batch", type=_positive_int, default=4, help="video and animation frames upscaled together (default 4)")
     ray = parser.add_argument_group("cluster (pip install swin2sr-upscaler[cluster])")
     ray.add_argument(
         "--ray", nargs="?", const="", default=None, metavar="ADDRESS",
@@ -161,10 +161,9 @@ def run_upscale(args: argparse.Namespace) -> int:
     label = f"upscaling {job.units[0].name}" if len(job.units) == 1 else f"upscaling {len(job.units)} files"
     with TextProgressBar(sys.stderr if not args.quiet else None, label=label).beside_log_lines() as bar:
         summary = _run_on_ray(job, args, bar) if args.ray is not None else _run_here(job, bar)
-    if len(job.units) == 1 and not job.skipped:  # one file: the familiar one-line error or nothing
+    if len(job.units) == 1 and not job.skipped:  # one file: the familiar one-line error (the unit logged its write)
         if summary.failed:
             raise ValueError(summary.failed[0].reason)
-        log.info("wrote %s", job.units[0].destination)
     elif summary.exit_code or not args.quiet:
         print(summary.text(), file=sys.stderr)
     return summary.exit_code

@@ -43,8 +43,9 @@ from .jobs import (
     attempt,
     load_job_model,
     run_unit,
+    upscale_frames,
+    video_plan,
 )
-from .upscale_files import FrameUpscaler
 
 log = logging.getLogger("swin2sr")
 
@@ -107,7 +108,6 @@ class UnitWorker:
             options = replace(options, upscale={**options.upscale, "device": device})
         self.options = options
         self.model = load_job_model(options)
-        self.frame_upscalers: dict[str, FrameUpscaler] = {}  # one per video plan (see upscale_frames)
 
     def run(self, index: int, unit: WorkUnit, source: bytes) -> UnitOutput:
         """Run `unit` on a private copy of its input and return the output file's bytes."""
@@ -124,23 +124,13 @@ class UnitWorker:
         return UnitOutput(index, result, data, os.getpid())
 
     def video_plan(self, info) -> tuple[tuple[int, int], dict]:
-        """(output size, upscale keywords) for a video: planned once, by one worker, for every batch on every worker."""
-        upscaler = self._frame_upscaler(info.height, info.width, self.options.upscale)
-        return upscaler.plan.output_size, upscaler.fixed
+        """(output size, upscale keywords) for a video: planned once, on one worker, shared by all batches."""
+        plan, fixed = video_plan(self.model, info, self.options)
+        return plan.output_size, fixed
 
     def upscale_frames(self, rgb, fixed: dict):
-        """One batch of a video's frames (uint8 [N, H, W, 3]) with the plan `video_plan` made (its keywords)."""
-        return self._frame_upscaler(rgb.shape[1], rgb.shape[2], fixed)(rgb)
-
-    def _frame_upscaler(self, height: int, width: int, options: dict) -> FrameUpscaler:
-        """The same `FrameUpscaler` the local runner uses, kept per plan so that it logs once (a restart rebuilds it)."""
-        key = repr((height, width, sorted(options.items())))
-        if key not in self.frame_upscalers:
-            batch = self.options.video.frames_per_batch
-            self.frame_upscalers[key] = FrameUpscaler(
-                self.model, height, width, batch, frames_per_batch=batch, **options
-            )
-        return self.frame_upscalers[key]
+        """One batch of a video's frames (uint8 [N, H, W, 3]) with the keywords of `video_plan`."""
+        return upscale_frames(self.model, rgb, fixed)
 
 
 # --- the driver ------------------------------------------------------------------------------------

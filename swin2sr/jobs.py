@@ -24,12 +24,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .io.video import CONTAINERS, container_format
+from . import upscale_files
+from .io import OUTPUT_FORMATS, check_output_path, video
+from .upscale_files import FrameUpscaler
+from .upscale_files import upscale_batch as upscale_frames  # one batch with video_plan's keywords (Ray workers)
 
 log = logging.getLogger("swin2sr")
 
 IMAGE_SUFFIXES = (".png", ".apng", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")
-VIDEO_SUFFIXES = tuple(CONTAINERS)
+VIDEO_SUFFIXES = tuple(video.CONTAINERS)
 _GLOB_MAGIC = ("*", "?", "[")
 
 Progress = Callable[[int, int], None]
@@ -100,10 +103,13 @@ def build_job(
     if len(inputs) == 1 and inputs[0].is_file() and not output.is_dir():
         units = [_unit(inputs[0], output, inputs[0].name)]
         if units[0].kind == "image":
-            from .upscale_files import check_file_paths
-
-            check_file_paths(inputs[0], output)  # one file: its problems are the run's, found before the model loads
+            upscale_files.check_file_paths(inputs[0], output)  # one file: its problems are the run's, found before the model loads
     else:
+        if not output.exists() and _media_kind(output):
+            raise ValueError(
+                f"-o {output} looks like a file name, but several files (or a folder) go to an output folder; "
+                "give a folder name"
+            )
         found = [(path, rel) for given in inputs for path, rel in _expand(given) if not _inside(path, output)]
         if not found:
             raise ValueError(f"no images or videos found in {', '.join(map(str, inputs))}")
@@ -158,8 +164,6 @@ def _media_kind(path: Path) -> str | None:
 
 def _destination_name(rel: Path, image_format: str | None) -> Path:
     """Videos keep their container; images take `image_format`, else their own suffix when we can write it."""
-    from .io import OUTPUT_FORMATS
-
     if _media_kind(rel) == "video":
         return rel
     if image_format:
@@ -170,11 +174,9 @@ def _destination_name(rel: Path, image_format: str | None) -> Path:
 def _unit(source: Path, destination: Path, name: str) -> WorkUnit:
     kind = _media_kind(source) or "image"  # a single named file is tried as an image whatever its suffix
     if kind == "image":
-        from .io import check_output_path
-
         check_output_path(destination)  # the one-line error for an unknown suffix or an unwritable place
     else:
-        container_format(destination)  # the one-line error for a suffix that is not a video container
+        video.container_format(destination)  # the one-line error for a suffix that is not a video container
     return WorkUnit(str(source), str(destination), kind, name)
 
 
@@ -230,9 +232,7 @@ def _one_line(exc: Exception) -> str:
 
 def _upscale_image_unit(model, unit: WorkUnit, options: JobOptions, progress: Progress | None) -> None:
     """A still (streamed to PNG/TIFF) or an animation, through `upscale_file`, written atomically."""
-    from .upscale_files import upscale_file
-
-    report = upscale_file(
+    report = upscale_files.upscale_file(  # looked up at call time: tests stand in for it
         model, unit.source, unit.destination, frames_per_batch=options.video.frames_per_batch, progress=progress,
         **options.upscale,
     )  # fmt: skip
@@ -243,19 +243,23 @@ def _upscale_image_unit(model, unit: WorkUnit, options: JobOptions, progress: Pr
 
 def _upscale_video_unit(model, unit: WorkUnit, options: JobOptions, progress: Progress | None) -> None:
     """Decode, upscale in batches of frames with one plan for every frame, encode (swin2sr.io.video)."""
-    from .io import video
-
     source, destination = Path(unit.source), Path(unit.destination)
     upscaler = _frame_upscaler(model, video.probe(source), options, progress)
-    video.transcode(
+    frames = video.transcode(
         source, destination, upscaler, upscaler.plan.output_size, frames_per_batch=options.video.frames_per_batch,
         codec=options.video.codec, crf=options.video.crf,
     )  # fmt: skip
+    height, width = upscaler.plan.output_size
+    log.info("wrote %s (%d frames, %dx%d)", destination, frames, width, height)
 
 
-def _frame_upscaler(model, info, options: JobOptions, progress: Progress | None = None):
-    from .upscale_files import FrameUpscaler
+def video_plan(model, info, options: JobOptions):
+    """(the plan, the `upscale` keywords that pin it) for every frame of a video: what a Ray worker is given."""
+    upscaler = _frame_upscaler(model, info, options)
+    return upscaler.plan, upscaler.fixed
 
+
+def _frame_upscaler(model, info, options: JobOptions, progress: Progress | None = None) -> FrameUpscaler:
     return FrameUpscaler(
         model, info.height, info.width, info.frames, frames_per_batch=options.video.frames_per_batch,
         progress=progress, **options.upscale,
@@ -266,10 +270,8 @@ def estimate_tiles(model, unit: WorkUnit, options: JobOptions) -> int:
     """Tiles the unit will take (for one progress bar over the job); 1 when the file cannot be read."""
     try:
         if unit.kind == "video":
-            from .io import video
-
             info = video.probe(Path(unit.source))
-            return max(info.frames, 1) * _frame_upscaler(model, info, options).plan.tiles_per_image
+            return max(info.frames, 1) * video_plan(model, info, options)[0].tiles_per_image
         from PIL import Image
 
         with Image.open(unit.source) as image:

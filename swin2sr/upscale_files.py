@@ -156,9 +156,9 @@ class FrameUpscaler:
     ) -> None:  # fmt: skip
         if frames_per_batch < 1:
             raise ValueError(f"frames_per_batch must be at least 1, got {frames_per_batch}")
-        self.core = sys.modules[__package__]  # the package (also when a host imports it under another name)
+        core = sys.modules[__package__]  # the package (also when a host imports it under another name)
         batch = max(1, min(expected_frames, frames_per_batch))
-        self.plan = self.core.plan_upscale(model, height, width, batch, **options)
+        self.plan = core.plan_upscale(model, height, width, batch, **options)
         self.model, self.progress, self.expected = model, progress, expected_frames
         self.fixed = dict(options, tile=self.plan.tile, precision=self.plan.dtype)
         self.frames_done = 0
@@ -174,10 +174,19 @@ class FrameUpscaler:
                 self.progress(done + batch_tiles, total)
 
         with _logged_once(self.frames_done > 0):  # the plan (and a pre-scale warning) is logged for the first batch
-            batch = torch.from_numpy(np.ascontiguousarray(frames))
-            out = self.core.upscale(self.model, batch, layout="BHWC", progress=report, **self.fixed).numpy()
+            out = upscale_batch(self.model, frames, self.fixed, report)
         self.frames_done += len(frames)
         return out
+
+
+def upscale_batch(model, frames: np.ndarray, fixed: dict, progress: Progress | None = None) -> np.ndarray:
+    """uint8 [n, H, W, C] -> uint8 [n, sH, sW, C] with a `FrameUpscaler`'s pinned keywords (`.fixed`).
+
+    What a frame batch costs wherever it runs: `FrameUpscaler` here, a Ray worker (swin2sr.cluster) there.
+    """
+    core = sys.modules[__package__]  # the package (also when a host imports it under another name)
+    batch = torch.from_numpy(np.ascontiguousarray(frames))
+    return core.upscale(model, batch, layout="BHWC", progress=progress, **fixed).numpy()
 
 
 @contextmanager

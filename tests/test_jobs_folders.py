@@ -141,6 +141,11 @@ def test_job_mistakes_are_one_line_before_the_model_loads(photos, tmp_path, caps
     assert message in err and "Traceback" not in err and "not-loaded" not in err
 
 
+def test_a_folder_run_refuses_an_output_that_looks_like_a_file(photos, tmp_path, capsys):
+    assert cli.main(["upscale", str(photos), "-o", str(tmp_path / "x4.png"), "--model", "not-loaded"]) == 1
+    assert "looks like a file name" in capsys.readouterr().err and not (tmp_path / "x4.png").exists()
+
+
 def test_units_and_results_are_plain_picklable_data(photos, tmp_path):
     job = jobs.build_job([photos], tmp_path / "out", jobs.JobOptions(model="builtin-x2", upscale={"tile": 8}))
     assert pickle.loads(pickle.dumps(job)) == job

@@ -105,18 +105,18 @@ def transcode(
             video_out = _add_video_stream(out, _video_stream(inp, source), codec, crf, output_size)
             if rotation:  # phone videos: stored sideways, shown upright by the display matrix
                 video_out.set_display_rotation(rotation)
-            frames = _transcode_streams(inp, out, video_out, upscale_frames, frames_per_batch, in_flight)
+            frames = _transcode_streams(inp, out, video_out, _Encoder(upscale_frames, in_flight), frames_per_batch)
 
     atomic_write(destination, write)
     return frames
 
 
-def _transcode_streams(inp, out, video_out, upscale_frames, frames_per_batch: int, in_flight: int) -> int:
+def _transcode_streams(inp, out, video_out, encoder: _Encoder, frames_per_batch: int) -> int:
     """Demux once: audio packets are copied as they come, video frames decoded, batched, upscaled, encoded."""
     video_in = inp.streams.video[0]
     video_in.thread_type = "AUTO"
     audio = {s.index: out.add_stream_from_template(s) for s in inp.streams.audio}
-    encoder = _Encoder(out, video_out, video_in.time_base, in_flight)
+    encoder.open(out, video_out, video_in.time_base)
     batch: list = []
     for packet in inp.demux(video_in, *inp.streams.audio):
         if packet.stream.index in audio:
@@ -127,9 +127,9 @@ def _transcode_streams(inp, out, video_out, upscale_frames, frames_per_batch: in
         for frame in packet.decode():
             batch.append(frame)
             if len(batch) == frames_per_batch:
-                encoder.encode(batch, upscale_frames)
+                encoder.encode(batch)
                 batch = []
-    encoder.encode(batch, upscale_frames)
+    encoder.encode(batch)
     encoder.flush()
     return encoder.frames
 
@@ -137,17 +137,19 @@ def _transcode_streams(inp, out, video_out, upscale_frames, frames_per_batch: in
 class _Encoder:
     """Upscales batches of decoded frames and encodes them in order, with their own timestamps.
 
-    Up to `in_flight` batches may be pending (being upscaled elsewhere) before the oldest is encoded.
+    Up to `in_flight` batches may be pending (upscaled elsewhere) before the oldest is encoded.
     """
 
-    def __init__(self, out, stream, time_base: Fraction, in_flight: int = 1) -> None:
-        self.out, self.stream, self.time_base, self.frames = out, stream, time_base, 0
-        self.in_flight, self.pending = in_flight, deque()
+    def __init__(self, upscale_frames: Callable, in_flight: int = 1) -> None:
+        self.upscale_frames, self.in_flight, self.pending, self.frames = upscale_frames, in_flight, deque(), 0
 
-    def encode(self, decoded: list, upscale_frames: Callable[[np.ndarray], np.ndarray]) -> None:
+    def open(self, out, stream, time_base: Fraction) -> None:
+        self.out, self.stream, self.time_base = out, stream, time_base
+
+    def encode(self, decoded: list) -> None:
         if decoded:
             rgb = np.stack([frame.to_ndarray(format="rgb24") for frame in decoded])
-            self.pending.append((decoded, upscale_frames(rgb)))
+            self.pending.append((decoded, self.upscale_frames(rgb)))
         while len(self.pending) >= self.in_flight:
             self._write(*self.pending.popleft())
 
