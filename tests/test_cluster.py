@@ -104,7 +104,7 @@ def test_a_killed_worker_loses_no_unit_and_no_output_is_written_twice(local_ray,
             os.kill(output.worker_pid, signal.SIGKILL)
             killed.append(output.worker_pid)
 
-    caplog.set_level("DEBUG", logger="swin2sr")
+    caplog.set_level("INFO", logger="swin2sr")
     summary = cluster.run_job_on_ray(
         job, cluster.ClusterOptions(actors=2, threads=1), on_output=kill_the_first_worker_after_its_first_unit
     )
