@@ -15,6 +15,7 @@ does, so the built-in "Upscale Image (using Model)" accepts it on both old and n
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -35,18 +36,27 @@ log = logging.getLogger("swin2sr")
 
 FOLDER = "swin2sr"
 BUILTIN_MODELS = tuple(core.BUILTIN_MODELS)  # the embedded checkpoints: "builtin-x4", "builtin-x2"
+_BUILTIN_FILES = {path.name for path in core.builtin_model_files().values()}  # swin2sr-builtin-x4.safetensors, ...
+_BUILTIN_FOLDER = next(iter(core.builtin_model_files().values())).parent  # holds only those files
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CHECKPOINT_EXTENSIONS = (".pth", ".pt", ".ckpt", ".bin", ".safetensors", ".sft")
 
-# Attribute names we attach to an UPSCALE_MODEL object (ours or one from the built-in loader).
+# Test-only fault injection for the real-host tests (tests/hosts): with this variable set to N, every model forward
+# on an input of more than N pixels raises torch.OutOfMemoryError inside the ComfyUI process. Never set it in use.
+TEST_OOM_ENV = "SWIN2SR_TEST_OOM_ABOVE_PIXELS"
+
+# Attribute names we attach to an UPSCALE_MODEL object (ours or one from the built-in loader); the module the
+# core runs for it is cached by the core itself (core.foreign.CORE_MODEL_ATTR).
 _PRECISION_ATTR = "swin2sr_precision"
-_CORE_ATTR = "swin2sr_core_model"
 _PATCHER_ATTR = "swin2sr_patcher"
 
 
 def register_model_folder() -> None:
-    """Add models/swin2sr to ComfyUI's model folders (extra_model_paths.yaml may add more under the same name)."""
+    """Add models/swin2sr to ComfyUI's model folders (extra_model_paths.yaml may add more under the same name), and
+    the embedded models' folder to upscale_models, after the user's own: the built-in Load Upscale Model then
+    offers swin2sr-builtin-x4/x2.safetensors (spandrel reads them)."""
     folder_paths.add_model_folder_path(FOLDER, os.path.join(folder_paths.models_dir, FOLDER))
+    folder_paths.add_model_folder_path("upscale_models", str(_BUILTIN_FOLDER))
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -54,11 +64,12 @@ def register_model_folder() -> None:
 
 
 def list_checkpoints() -> list[str]:
-    """Embedded defaults first, then models/swin2sr, then models/upscale_models (duplicates shown once)."""
+    """Embedded defaults first, then models/swin2sr, then models/upscale_models (duplicates shown once; the
+    embedded models' own files, registered there for the built-in loader, only under their builtin-x4/x2 names)."""
     names = list(BUILTIN_MODELS)
     for folder in (FOLDER, "upscale_models"):
         for name in folder_paths.get_filename_list(folder):
-            if name.lower().endswith(CHECKPOINT_EXTENSIONS) and name not in names:
+            if name.lower().endswith(CHECKPOINT_EXTENSIONS) and name not in names and name not in _BUILTIN_FILES:
                 names.append(name)
     return names
 
@@ -91,7 +102,8 @@ def as_upscale_model(model: torch.nn.Module) -> Any:
         descriptor = _describe_swin2sr(model)
     else:  # a foreign (spandrel) model: it is an nn.Module with .scale already
         descriptor = PlainUpscaleModel(model)
-    setattr(descriptor, _CORE_ATTR, model)
+    setattr(descriptor, core.foreign.CORE_MODEL_ATTR, model)
+    _inject_test_oom(model)
     if getattr(descriptor, "patcher", None) is None:
         descriptor.patcher = _new_patcher(descriptor.model)
     return descriptor
@@ -149,24 +161,26 @@ def _new_patcher(module: torch.nn.Module) -> Any:
 
 
 def core_model(upscale_model: Any) -> torch.nn.Module:
-    """The module our pipeline runs for any UPSCALE_MODEL, cached on it.
-
-    Ours carries it already. A descriptor from ComfyUI's built-in loader is converted: a Swin2SR becomes our fast
-    module (same official weights), any other architecture is wrapped as a foreign model.
-    """
-    model = getattr(upscale_model, _CORE_ATTR, None)
-    if model is None:
-        if _architecture_id(upscale_model) == "Swin2SR":
-            model = core.load_model(upscale_model.model.state_dict())
-        else:
-            model = core.foreign.wrap_spandrel(upscale_model)
-        setattr(upscale_model, _CORE_ATTR, model)
+    """The module our pipeline runs for any UPSCALE_MODEL (the core converts a built-in loader's descriptor once:
+    a Swin2SR becomes our fast module with the same official weights, any other architecture a foreign model)."""
+    model = core.as_model(upscale_model, "upscale_model")
+    _inject_test_oom(model)
     return model
 
 
-def _architecture_id(upscale_model: Any) -> str | None:
-    architecture = getattr(upscale_model, "architecture", None)
-    return getattr(architecture, "id", None)
+def _inject_test_oom(model: torch.nn.Module) -> None:
+    """Install the TEST_OOM_ENV hook on `model` once, when the variable is set (tests/hosts only)."""
+    limit = os.environ.get(TEST_OOM_ENV)
+    if limit and not getattr(model, "swin2sr_test_oom", False):
+        model.register_forward_pre_hook(functools.partial(_injected_oom, int(limit)))
+        model.swin2sr_test_oom = True
+
+
+def _injected_oom(limit: int, module: torch.nn.Module, args: tuple) -> None:
+    """Forward pre-hook of TEST_OOM_ENV: an out-of-memory error for inputs larger than `limit` pixels."""
+    height, width = args[0].shape[-2:]
+    if height * width > limit:
+        raise torch.OutOfMemoryError(f"out of memory (injected by {TEST_OOM_ENV}={limit}: {width}x{height} input)")
 
 
 def model_patcher(upscale_model: Any) -> Any:

@@ -33,7 +33,7 @@ from tests.tiling_models import DERIVED, seam_stats  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "tiling.json"
 PLOT = ROOT / "docs" / "tiling_scaling.png"
-BUILTIN = ROOT / "swin2sr" / "weights" / "builtin-x4.safetensors"
+BUILTIN = ROOT / "swin2sr" / "weights" / "upscale_models" / "swin2sr-builtin-x4.safetensors"
 # The builtin's shape (tools/train_builtin.py on the builtin branch), for runs before its weights land.
 BUILTIN_SHAPE = swin2sr.Swin2SRConfig(
     embed_dim=48, depths=(4, 4), num_heads=(4, 4), img_size=48, upsampler="pixelshuffledirect", scale=4

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from modules import devices, script_callbacks, shared
+from modules import devices, shared
 from modules.upscaler import Upscaler, UpscalerData
 
 EXTENSION_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,6 +45,7 @@ swin2sr = _import_core()
 CHECKPOINT_EXTENSIONS = [".pth", ".safetensors"]
 BUILTIN_LABELS = {"builtin-x4": "built-in x4", "builtin-x2": "built-in x2"}  # the core's embedded weights
 SETTINGS_SECTION = ("swin2sr", "Swin2SR")
+SETTINGS_CATEGORY = "postprocessing"  # a category the WebUI registers (modules/shared_options.py); others: "Uncategorized"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Share of the memory the planner may use when the WebUI runs with --medvram / --lowvram (1.0 otherwise).
@@ -219,30 +220,33 @@ def _file_labels(paths: list[str]) -> dict[str, str]:
     return labels
 
 
-def on_ui_settings() -> None:
-    """The extension's own section on the Settings page (read back with read_settings)."""
+def register_settings() -> None:
+    """The extension's own "Swin2SR" section on the Settings page, in the WebUI's Postprocessing category next to
+    its own "Upscaling" section (v1.7+ convention; read back with read_settings).
+
+    Registered when this script is imported rather than from on_ui_settings: an API-only server (--nowebui) runs
+    those callbacks only after it has built the response model of GET /sdapi/v1/options from the options known
+    then, so options added by a callback are missing from that answer (seen in the real A1111 1.10.1).
+    """
     import gradio as gr
 
-    options = {
+    options = shared.options_section((*SETTINGS_SECTION, SETTINGS_CATEGORY), {
         "swin2sr_tile": shared.OptionInfo(
-            0, "Tile size (0 = automatic from free memory)", gr.Slider,
-            {"minimum": 0, "maximum": 2048, "step": 8}, section=SETTINGS_SECTION,
+            0, "Tile size (0 = automatic from free memory)", gr.Slider, {"minimum": 0, "maximum": 2048, "step": 8},
         ).info("smaller tiles use less memory; the planner also shrinks tiles after an out-of-memory error"),
         "swin2sr_tile_overlap": shared.OptionInfo(
             16, "Tile overlap in pixels", gr.Slider, {"minimum": 0, "maximum": 128, "step": 1},
-            section=SETTINGS_SECTION,
         ).info("tiles are blended across the overlap; low values can show seams"),
         "swin2sr_precision": shared.OptionInfo(
-            "auto", "Precision", gr.Radio, {"choices": list(PRECISIONS)}, section=SETTINGS_SECTION,
+            "auto", "Precision", gr.Radio, {"choices": list(PRECISIONS)},
         ).info("auto: bf16 on NVIDIA GPUs that support it, else fp16 there, fp32 on CPU; half-precision tiles that "
                "come out broken are redone in fp32; --no-half forces fp32"),
         "swin2sr_max_input_size": shared.OptionInfo(
-            0, "Largest input side in pixels (0 = no limit)", gr.Slider,
-            {"minimum": 0, "maximum": 8192, "step": 64}, section=SETTINGS_SECTION,
+            0, "Largest input side in pixels (0 = no limit)", gr.Slider, {"minimum": 0, "maximum": 8192, "step": 64},
         ).info("longer inputs are downscaled before upscaling; 0 keeps full resolution (tiling handles any size)"),
-    }
+    })
     for key, info in options.items():
         shared.opts.add_option(key, info)
 
 
-script_callbacks.on_ui_settings(on_ui_settings)
+register_settings()

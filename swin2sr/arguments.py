@@ -7,6 +7,8 @@ TypeError: the argument has the wrong type.  ValueError: the type is right, the 
 from __future__ import annotations
 
 import numbers
+import os
+from collections.abc import Mapping
 
 import torch
 
@@ -55,26 +57,27 @@ def check_device(device) -> torch.device | None:
         device = torch.device(device)
     except (RuntimeError, ValueError):
         raise ValueError(f"device {device!r} is not a device name; {_DEVICE_HINT}") from None
-    backend = {"cuda": torch.cuda, "mps": getattr(torch.backends, "mps", None)}.get(device.type)
     if device.type == "cpu":
         return device
-    if backend is None:
-        backend = getattr(torch, device.type, None)
-    if backend is None or not backend.is_available():
-        raise ValueError(f"device {str(device)!r} is not available on this machine (torch {torch.__version__}); "
-                         f"use 'cpu'{' or a CUDA build of torch' if device.type == 'cuda' else ''}")
+    backend = torch.backends.mps if device.type == "mps" else getattr(torch, device.type, None)
+    if not hasattr(backend, "is_available"):
+        return device  # a backend torch knows and we do not (DirectML's privateuseone, ...): torch will judge
+    if not backend.is_available():
+        raise ValueError(f"device {str(device)!r} is not available on this machine{_why_not(device.type)}; use 'cpu'")
     count = getattr(backend, "device_count", lambda: 1)()
     if device.index is not None and device.index >= count:
         raise ValueError(f"device {str(device)!r} does not exist: this machine has {count} {device.type} device(s)")
     return device
 
 
-def check_model(model) -> None:
-    """An upscaling model: what load_model / load_any_model return (anything with .scale that is callable)."""
-    scale = getattr(model, "scale", None)
-    if not callable(model) or isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1:
-        raise TypeError(f"model must be a model from swin2sr.load_model or load_any_model, got {type(model).__name__}"
-                        + (" (load the checkpoint first: swin2sr.load_model(path))" if isinstance(model, str) else ""))
+def _why_not(device_type: str) -> str:
+    if device_type == "mps":
+        return " (Apple's Metal backend needs macOS 12.3+ and a PyTorch build with MPS)"
+    if device_type != "cuda":
+        return ""
+    if torch.version.cuda is None:
+        return f" (torch {torch.__version__} is built without CUDA: install a CUDA build of torch)"
+    return " (no CUDA GPU is visible: check the driver and CUDA_VISIBLE_DEVICES)"
 
 
 def check_upscale_options(*, tile, overlap, precision, max_input_size, memory_budget, free_memory, device) -> None:
@@ -87,3 +90,13 @@ def check_upscale_options(*, tile, overlap, precision, max_input_size, memory_bu
     if free_memory is not None and not callable(free_memory):
         whole_number("free_memory", free_memory)
     check_device(device)
+
+
+def check_load_arguments(source, device, dtype) -> None:
+    """load_model / load_any_model: a path, a builtin name or a state dict; a device that exists; a float dtype."""
+    if not isinstance(source, (str, os.PathLike, Mapping)):
+        raise TypeError(f"source must be a checkpoint path, a builtin name such as 'builtin-x4' or a state dict, "
+                        f"got {type(source).__name__}")  # fmt: skip
+    check_device(device)
+    if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating torch dtype such as torch.float16, or None; got {dtype!r}")

@@ -67,7 +67,9 @@ def add_upscale_command(subparsers: argparse._SubParsersAction) -> None:
     video = parser.add_argument_group("video")
     video.add_argument("--codec", default=None, help="FFmpeg encoder (default libx264; libvpx-vp9 for .webm)")
     video.add_argument("--crf", type=int, default=None, help="encoder quality, lower is better (default 18)")
-    video.add_argument("--frames-per-batch", type=_positive_int, default=4, help="video and animation frames upscaled together (default 4)")
+    video.add_argument(
+        "--frames-per-batch", type=_positive_int, default=4, help="video and animation frames upscaled together"
+    )
     ray = parser.add_argument_group("cluster (pip install swin2sr-upscaler[cluster])")
     ray.add_argument(
         "--ray", nargs="?", const="", default=None, metavar="ADDRESS",

@@ -83,17 +83,17 @@ def _given_regions(args: argparse.Namespace) -> dict:
 
 
 def _read_mask(path: Path):
-    import numpy as np
-    import torch
-
-    gray = np.asarray(read_image(path)[0].convert("L"), dtype=np.float32) / 255
-    return torch.from_numpy(gray)
+    """A mask file of any mode or depth as float [H, W] in 0..1 (its colour channels averaged, alpha ignored)."""
+    batch, kind = images.read_batch(read_image(path)[0])
+    return batch[0, : 1 if kind.gray else 3].mean(0)
 
 
 def run_faces(args: argparse.Namespace) -> int:
     import swin2sr
 
     check_output_path(args.output)
+    if args.mask_output:
+        check_output_path(args.mask_output)
     options = cli.processing_options(args)
     image, info = read_image(args.input)
     base = read_image(args.base)[0] if args.base else None

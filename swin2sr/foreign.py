@@ -5,9 +5,17 @@ Swin2SR files go to our own network; everything else is built by spandrel
 behaves like our model towards the tiling code and the pipelines: `.scale`,
 `.variant`, `.config` (None), `.tile_multiple`, eval mode, no gradients, and
 a call that returns the raw (unclamped) network output.
+
+`as_model` is the one door every public entry point (upscale, plan_upscale,
+estimate_memory, refine_faces, two_stage) passes its model through: a loaded
+model, or a spandrel `ImageModelDescriptor` as ComfyUI's UPSCALE_MODEL is.
 """
 
 from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Union
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +23,7 @@ from torch import nn
 
 from . import hf_names
 from .arch import Swin2SR
+from .arguments import check_load_arguments
 from .loader import (
     CheckpointError,
     Source,
@@ -23,9 +32,67 @@ from .loader import (
     check_finite_weights,
     checkpoint_from_state,
     is_swin2sr_state_dict,
+    load_model,
     read_source,
     unwrap_state_dict,
 )
+
+if TYPE_CHECKING:
+    from spandrel import ImageModelDescriptor
+
+# What the public functions take as a model.
+ModelLike = Union[nn.Module, "ImageModelDescriptor"]
+
+# Where a converted descriptor keeps the module we run (hosts hand us the same object on every run).
+CORE_MODEL_ATTR = "swin2sr_core_model"
+
+
+def as_model(model: ModelLike, argument: str = "model", *, also: str = "") -> nn.Module:
+    """The module the tiling engine runs, for whatever a caller passed as a model; checked before any work.
+
+    * a loaded model (`load_model`, `load_any_model`, or any nn.Module with an integer `.scale`): itself;
+    * a spandrel `ImageModelDescriptor` (ComfyUI's UPSCALE_MODEL): a Swin2SR one runs on our fast network
+      (the same official weights, on the descriptor's device and dtype), any other architecture is wrapped
+      in `SpandrelModel`; the result is cached on the descriptor, so it is converted once;
+    * anything else (a name or path, None, ...): a one-line TypeError naming `argument` and what to pass
+      (`also` names further accepted kinds, e.g. "a Swin2SRConfig").
+    """
+    if isinstance(model, nn.Module) and isinstance(getattr(model, "scale", None), int):
+        return model
+    converted = getattr(model, CORE_MODEL_ATTR, None)
+    if converted is not None:
+        return converted
+    if not _is_image_descriptor(model):
+        raise TypeError(_not_a_model_message(model, argument, also))
+    converted = _from_descriptor(model)
+    setattr(model, CORE_MODEL_ATTR, converted)
+    return converted
+
+
+def _is_image_descriptor(value: object) -> bool:
+    """A spandrel ImageModelDescriptor (an object can only be one if spandrel is already imported)."""
+    spandrel = sys.modules.get("spandrel")
+    return spandrel is not None and isinstance(value, spandrel.ImageModelDescriptor)
+
+
+def _from_descriptor(descriptor: "ImageModelDescriptor") -> nn.Module:
+    if descriptor.architecture.id != "Swin2SR":
+        return wrap_spandrel(descriptor)
+    weights = next(descriptor.model.parameters())
+    return load_model(descriptor.model.state_dict(), device=weights.device, dtype=weights.dtype)
+
+
+def _not_a_model_message(value: object, argument: str, also: str) -> str:
+    if isinstance(value, nn.Module):
+        given = f"a {type(value).__name__} module without an integer .scale"
+    elif isinstance(value, (str, os.PathLike)):
+        given = f"{type(value).__name__} {os.fspath(value)!r}"
+    else:
+        given = "None" if value is None else type(value).__name__
+    accepted = f"{also}, a loaded model" if also else "a loaded model"
+    return (
+        f"{argument} must be {accepted} (swin2sr.load_model(path)) or a spandrel ImageModelDescriptor, not {given}"
+    )
 
 
 class SpandrelModel(nn.Module):
@@ -82,6 +149,7 @@ def load_any_model(
     Files are read the same safe way as by `load_model` (weights_only
     pickles, safetensors), so spandrel only ever sees a plain state dict.
     """
+    check_load_arguments(source, device, dtype)
     raw, metadata, origin, notes = read_source(source)
     state = unwrap_state_dict(raw, origin, notes)
     if is_swin2sr_state_dict(state) or hf_names.is_hf_state_dict(state):

@@ -102,15 +102,15 @@ def build_job(
     inputs, output = [Path(p) for p in inputs], Path(output)
     if len(inputs) == 1 and inputs[0].is_file() and not output.is_dir():
         units = [_unit(inputs[0], output, inputs[0].name)]
-        if units[0].kind == "image":
-            upscale_files.check_file_paths(inputs[0], output)  # one file: its problems are the run's, found before the model loads
+        if units[0].kind == "image":  # one file: its problems are the run's, found before the model loads
+            upscale_files.check_file_paths(inputs[0], output)
     else:
+        found = [(path, rel) for given in inputs for path, rel in _expand(given) if not _inside(path, output)]
         if not output.exists() and _media_kind(output):
             raise ValueError(
                 f"-o {output} looks like a file name, but several files (or a folder) go to an output folder; "
                 "give a folder name"
             )
-        found = [(path, rel) for given in inputs for path, rel in _expand(given) if not _inside(path, output)]
         if not found:
             raise ValueError(f"no images or videos found in {', '.join(map(str, inputs))}")
         units = [_unit(path, output / _destination_name(rel, options.image_format), str(rel)) for path, rel in found]

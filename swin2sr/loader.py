@@ -28,7 +28,9 @@ from typing import Union
 import torch
 
 from . import hf_names
+from .arguments import check_load_arguments
 from .arch import Swin2SR, Swin2SRConfig
+from .attention import relative_coords_table, relative_position_index, shift_mask
 from .checkpoint_files import CheckpointError, StateDict, hf_config_metadata, read_file
 from .variants import METADATA_FIELDS, describe_variant, infer_config
 
@@ -40,10 +42,12 @@ DERIVED_BUFFER_SUFFIXES = ("attn.relative_coords_table", "attn.relative_position
 # Checked in this order: EMA weights are the ones meant for inference (what spandrel and BasicSR's tests use).
 WRAPPER_KEYS = ("params_ema", "params-ema", "params", "state_dict", "model_state_dict", "model", "net")
 
-# Embedded models shipped inside the package (swin2sr/weights/).
+# Embedded models shipped inside the package, alone in swin2sr/weights/upscale_models/ so that a host can add that
+# folder to its upscale-model folders: the files also hold what spandrel needs (`spandrel_buffers`).
+BUILTIN_FOLDER = ("weights", "upscale_models")
 BUILTIN_MODELS: dict[str, str] = {
-    "builtin-x4": "builtin-x4.safetensors",
-    "builtin-x2": "builtin-x2.safetensors",
+    "builtin-x4": "swin2sr-builtin-x4.safetensors",
+    "builtin-x2": "swin2sr-builtin-x2.safetensors",
 }
 
 
@@ -67,6 +71,7 @@ def load_model(
     `.config` and `.tile_multiple`; calling it on a [B, 3, H, W] tensor in
     0..1 gives the raw [B, 3, H*s, W*s] output of the exact untiled network.
     """
+    check_load_arguments(source, device, dtype)
     return build_model(read_checkpoint(source), device, dtype)
 
 
@@ -125,7 +130,7 @@ def resolve_source(source: str | os.PathLike) -> Path:
     """A builtin name becomes the file inside the package; anything else is a path that must exist."""
     name = os.fspath(source)
     if name in BUILTIN_MODELS:
-        path = Path(str(importlib.resources.files(__package__) / "weights" / BUILTIN_MODELS[name]))
+        path = builtin_model_files()[name]
         if not path.is_file():
             raise CheckpointError(
                 f"the embedded model {name!r} is missing from this installation (expected {path}); "
@@ -140,6 +145,15 @@ def resolve_source(source: str | os.PathLike) -> Path:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     return path
+
+
+def builtin_model_files() -> dict[str, Path]:
+    """Embedded model name -> its file (the files sit alone in one folder: `next(iter(...values())).parent`).
+
+    spandrel reads them too, so a host's own loader (ComfyUI's Load Upscale Model) can open them.
+    """
+    folder = Path(str(importlib.resources.files(__package__).joinpath(*BUILTIN_FOLDER)))
+    return {name: folder / file for name, file in BUILTIN_MODELS.items()}
 
 
 def _model_file_in_folder(folder: Path) -> Path:
@@ -272,11 +286,34 @@ def check_finite_weights(state: StateDict, origin: str) -> None:
             )
 
 
-def save_model(model: Swin2SR, path: str | os.PathLike) -> None:
-    """Write official-named weights as .safetensors, with what the weights cannot tell in the metadata."""
+def spandrel_buffers(config: Swin2SRConfig) -> StateDict:
+    """The derived buffers spandrel needs to read a Swin2SR file, as small as they can be; our loader drops them.
+
+    spandrel builds the official module and loads it strictly, so every block needs its position tables and
+    every shifted block its shift mask (without one, spandrel builds unshifted blocks: a different network).
+    The mask is stored for a map of 2x2 windows, which already holds every pattern
+    (`attention.shift_mask_patterns`); the official code computes the mask of any other input size itself.
+    Values are exact in small dtypes (index < 2**15, mask 0 / -100), and load_state_dict casts as it copies.
+    """
+    ws = config.window_size
+    mask = shift_mask(2 * ws, 2 * ws, ws, ws // 2).to(torch.int8)
+    buffers = {}
+    for i, depth in enumerate(config.depths):
+        for j in range(depth):
+            prefix = f"layers.{i}.residual_group.blocks.{j}."
+            buffers[prefix + "attn.relative_coords_table"] = relative_coords_table(ws).contiguous()
+            buffers[prefix + "attn.relative_position_index"] = relative_position_index(ws).to(torch.int16)
+            if j % 2 == 1:
+                buffers[prefix + "attn_mask"] = mask.clone()  # safetensors stores no shared tensors
+    return buffers
+
+
+def save_model(model: Swin2SR, path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> None:
+    """Write official-named weights as .safetensors that spandrel reads too, with what the weights cannot tell
+    (and any extra `metadata`) in the metadata."""
     from safetensors.torch import save_file
 
     config = model.config
-    metadata = {name: json.dumps(getattr(config, name)) for name in METADATA_FIELDS}
+    metadata = {**{name: json.dumps(getattr(config, name)) for name in METADATA_FIELDS}, **(metadata or {})}
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(tensors, os.fspath(path), metadata=metadata)
+    save_file({**tensors, **spandrel_buffers(config)}, os.fspath(path), metadata=metadata)

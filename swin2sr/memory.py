@@ -23,12 +23,13 @@ generic figure; `measured_peak` can measure one instead (a one-off probe).
 
 from __future__ import annotations
 
-import os
 from typing import Callable
 
 import torch
 
-from .arch import Swin2SR
+from . import system
+from .arch import Swin2SR, Swin2SRConfig
+from .foreign import ModelLike, as_model
 
 NUM_FEAT = 64
 STREAM_PER_CHANNEL = 2.5
@@ -40,7 +41,7 @@ SCORELESS_DEVICES = ("cuda",)
 # Foreign models: elements per LR pixel, conservative for ESRGAN/Compact-style heads at full resolution.
 GENERIC_BASE_ELEMENTS = 1024
 GENERIC_HEAD_ELEMENTS = 4 * NUM_FEAT  # times scale^2
-# Share of the free device memory the planner may use (the rest: fragmentation, cuDNN/cuBLAS workspaces, display).
+# Share of the free device memory (CUDA, MPS) the planner may use (the rest: fragmentation, workspaces, display).
 CUDA_SAFETY = 0.8
 # On the CPU bigger tiles are not faster (attention is windowed), so RAM use is kept modest.
 CPU_SAFETY = 0.25
@@ -67,16 +68,22 @@ def padded(side: int, multiple: int) -> int:
 
 
 def estimate_memory(
-    config, tile_h: int, tile_w: int, batch: int = 1, dtype: torch.dtype = torch.float32, device="cpu"
+    config: Swin2SRConfig | ModelLike,
+    tile_h: int,
+    tile_w: int,
+    batch: int = 1,
+    dtype: torch.dtype = torch.float32,
+    device="cpu",
 ) -> int:
     """Predicted peak device bytes (weights + activations) for one forward of `batch` tiles on `device`.
 
-    `config` is a Swin2SRConfig, or a model: for a model without a config the
-    generic estimate (parameter bytes + a conservative per-pixel figure) is used.
+    `config` is a Swin2SRConfig, or a model (anything `foreign.as_model` takes, e.g. ComfyUI's
+    UPSCALE_MODEL): for a model without a config the generic estimate (parameter bytes + a
+    conservative per-pixel figure) is used.
     """
     size = dtype_size(dtype)
-    if hasattr(config, "parameters"):
-        model = config
+    if not isinstance(config, Swin2SRConfig):
+        model = as_model(config, "config", also="a Swin2SRConfig")
         weights = sum(p.numel() for p in model.parameters()) * size
         config = getattr(model, "config", None)
         if config is None:
@@ -102,31 +109,15 @@ def _parameter_count(config, _cache: dict = {}) -> int:  # noqa: B006 - delibera
 
 
 def free_memory(device: torch.device) -> int:
-    """Free bytes on `device`: CUDA's free plus what torch has cached, or the host's available RAM."""
+    """Free bytes on `device`: CUDA's free plus what torch has cached, the Apple GPU's (system.mps_free_memory),
+    or the host's available RAM (the CPU, and devices torch reports nothing for)."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
         return free + cached
-    if device.type == "cpu":
-        return available_ram()
-    if device.type == "mps" and hasattr(torch, "mps"):
-        return max(torch.mps.recommended_max_memory() - torch.mps.current_allocated_memory(), 0)
-    return available_ram()
-
-
-def available_ram() -> int:
-    """MemAvailable from /proc/meminfo; elsewhere half the physical RAM (a guess, said so in the plan)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    except (ValueError, OSError, AttributeError):
-        return 8 << 30
+    if device.type == "mps":
+        return system.mps_free_memory()
+    return system.available_ram()
 
 
 def memory_budget(

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .faces import Detector, FaceBox, as_boxes, boxes_from_mask, crop_region, detect_faces, select_faces
+from .foreign import ModelLike, as_model
 from .io import images
 from .matte import Compositor, ellipse_matte, fade_at_inner_edges, mask_matte, match_color
 from .upscale import plan_upscale, tile_multiple, upscale
@@ -119,10 +120,10 @@ class TwoStageReport(PipelineReport):
 
 def refine_faces(
     image,
-    model: torch.nn.Module,
+    model: ModelLike,
     *,
     base=None,
-    face_model: torch.nn.Module | None = None,
+    face_model: ModelLike | None = None,
     detector: str | Detector = "auto",
     boxes: Sequence[BoxLike] | None = None,
     mask=None,
@@ -162,7 +163,8 @@ def refine_faces(
     appends a PipelineReport (stage times, planner choices).  `max_input_size` applies to the base pass
     only (crops always run at full resolution).
     """
-    face_model = face_model or model
+    model = as_model(model)
+    face_model = model if face_model is None else as_model(face_model, "face_model")
     selection = Selection(threshold, min_size, max_faces, face_index)
     settings = RegionSettings(crop_factor, face_size, mask_grow, feather, color_match)
     source, alpha, kind = _read(image, layout)
@@ -194,8 +196,8 @@ def refine_faces(
 
 def two_stage(
     image,
-    stage1_model: torch.nn.Module,
-    stage2_model: torch.nn.Module,
+    stage1_model: ModelLike,
+    stage2_model: ModelLike,
     *,
     scale: int = 4,
     regions=None,
@@ -220,6 +222,7 @@ def two_stage(
     mattes and colour matching as :func:`refine_faces`. Sizes are computed and logged before any work.
     Returns the image of the input's kind, or (image, TwoStageReport) with `return_report=True`.
     """
+    stage1_model, stage2_model = as_model(stage1_model, "stage1_model"), as_model(stage2_model, "stage2_model")
     if "max_input_size" in options:
         raise ValueError("two_stage always works at full resolution (its output is exactly `scale` times the input); "
                          "drop max_input_size")

@@ -17,8 +17,8 @@ Runner: tiles go through the model in batches, row by row, into a `StripCanvas`
 that holds only the output rows still being blended; `TileRunner.rows` yields
 each band of rows as soon as every tile touching it is added, so the caller
 decides where rows go (`fill` a preallocated buffer, or a streaming file
-writer: swin2sr.files).  There is one runner for both.  When a batch runs out of memory it is
-split (fewer tiles per batch); at one tile per batch the tile side is halved
+writer: swin2sr.upscale_files); one runner serves both.  When a batch runs out
+of memory it is split (fewer tiles per batch); at one tile per batch the tile side is halved
 and each remaining tile is computed as a tiled image of its own with the smaller
 tiles -- finished tiles are kept, later tiles use the size that worked.
 """
@@ -26,8 +26,8 @@ tiles -- finished tiles are kept, later tiles use the size that worked.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -185,8 +185,8 @@ class StripCanvas:
 
     def __init__(self, height: int, width: int, starts: list[int], dtype: torch.dtype, final: bool = True) -> None:
         self.height, self.width, self.dtype, self.final = height, width, dtype, final
-        self.edges = [min(x, width) for x in starts[1:]] + [width]
-        self.edges = list(zip([0] + self.edges[:-1], self.edges))  # [left, right) of each block
+        rights = [min(x, width) for x in starts[1:]] + [width]
+        self.edges = list(zip([0, *rights[:-1]], rights))  # [left, right) of each block
         self.blocks = [torch.zeros((3, 0, right - left)) for left, right in self.edges]
         self.top = self.until = 0
         self.band: torch.Tensor | None = None

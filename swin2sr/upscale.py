@@ -1,8 +1,10 @@
 """`upscale()`: the one tiling path for the CLI, every ComfyUI node and the A1111 extension.
 
-Flow: read the image (any kind) -> plan (pre-scale, precision, tile, tiles per
-batch, memory forecast; logged in one line) -> preallocate the host output ->
-run every image through the `TileRunner` -> put alpha/gray back -> return the
+Flow: read the image (any kind) and plan (pre-scale, precision, tile, tiles per
+batch, memory forecast; logged in one line): `read_and_plan` -> run every image
+through the `TileRunner` (`tile_runner`), whose finished row bands go into the
+preallocated host output (`upscale_planned`) or, for files, straight to a
+streaming writer (swin2sr.upscale_files) -> put alpha/gray back -> return the
 caller's kind.  `plan_upscale` runs only the planning step, so hosts can show
 the decision and the final size before any work starts.
 """
@@ -12,17 +14,16 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import resource
 import time
-from dataclasses import dataclass, field
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
-from . import engine, memory, settings
-from .arguments import check_model, check_upscale_options, whole_number
+from . import engine, memory, settings, system
+from .arguments import check_upscale_options, whole_number
+from .foreign import ModelLike, as_model
 from .io import images
 from .tiling import MIN_TILE, TileRunner, UpscaleCancelled, align_down, fill, tile_grid
 from .tiling import is_oom as default_is_oom
@@ -35,7 +36,7 @@ PLANNING_DEFAULTS = dict(tile="auto", overlap=16, precision="auto", max_input_si
                          free_memory=None, device=None)  # fmt: skip
 UPSCALE_ONLY_OPTIONS = {"progress", "cancel", "is_oom", "output_dtype", "layout", "return_report"}
 
-__all__ = ["UpscaleCancelled", "UpscalePlan", "UpscaleReport", "plan_upscale", "sharpen", "target_size", "upscale"]
+__all__ = ["UpscaleCancelled", "UpscalePlan", "UpscaleReport", "plan_upscale", "upscale", "upscale_planned"]
 
 
 @dataclass
@@ -168,7 +169,7 @@ def prescaled_size(height: int, width: int, scale: int, max_input_size: int | No
 
 
 def plan_upscale(
-    model,
+    model: ModelLike,
     height: int,
     width: int,
     batch: int = 1,
@@ -187,10 +188,10 @@ def plan_upscale(
     Takes the same options as `upscale`, so a host can pass one options dict to both; those that
     only matter while running (progress, cancel, ...) are accepted and ignored.
     """
+    model = as_model(model)
     unknown = set(upscale_only) - UPSCALE_ONLY_OPTIONS
     if unknown:
         raise TypeError(f"plan_upscale() got unexpected options {sorted(unknown)}")
-    check_model(model)
     check_upscale_options(tile=tile, overlap=overlap, precision=precision, max_input_size=max_input_size,
                           memory_budget=memory_budget, free_memory=free_memory, device=device)  # fmt: skip
     for name, value in (("height", height), ("width", width), ("batch", batch)):
@@ -256,7 +257,7 @@ def _largest_fitting_tile(cost: Callable[[int], int], longest: int, multiple: in
 
 
 def upscale(
-    model,
+    model: ModelLike,
     image,
     *,
     tile="auto",
@@ -275,9 +276,13 @@ def upscale(
 ):
     """Upscale `image` with `model` (scale s), tiled and memory-planned; returns the same kind of image.
 
-    image: PIL image, numpy HW/HWC (uint8, uint16, float), or a tensor [B,C,H,W] / ComfyUI [B,H,W,C]
-      (layout rule in swin2sr.io.images; pass layout= to be explicit).  RGBA keeps its alpha (resized
-      bilinearly, not by the model), gray comes back gray, values are clamped to 0..1.
+    model: a loaded model (swin2sr.load_model / load_any_model) or a spandrel ImageModelDescriptor
+      (ComfyUI's UPSCALE_MODEL); anything else is refused with a TypeError before any work.
+    image: PIL image of any mode (16-bit, 32-bit and float modes keep their precision), numpy HW/HWC
+      (uint8, uint16, float in 0..1), or a tensor [B,C,H,W] / ComfyUI [B,H,W,C] (layout rule in
+      swin2sr.io.images; pass layout= to be explicit).  The result comes back in the closest mode/dtype.
+      RGBA keeps its alpha (resized bilinearly, not by the model), gray comes back gray, values are
+      clamped to 0..1; float values far above 1 (0..255 data) are refused with the fix.
     tile: "auto" (TILE_SIZE, else the largest tile whose forecast fits the budget), a side in input
       pixels (rounded down to the model's window multiple), or 0 for one untiled pass.
     overlap: input pixels shared by neighbouring tiles (at most a third of the tile), blended with a
@@ -297,6 +302,7 @@ def upscale(
     return_report: also return an UpscaleReport (str() is the one-line summary).
     """
     started = time.perf_counter()
+    model = as_model(model)  # the options are checked by read_and_plan
     for name, function in (("progress", progress), ("cancel", cancel), ("is_oom", is_oom)):
         if function is not None and not callable(function):
             raise TypeError(f"{name} must be a function or None, got {type(function).__name__}")
@@ -344,7 +350,7 @@ def read_and_plan(model, image, *, layout: str | None = None, keep_8_bit: bool =
     converts a batch of tiles at a time), so a large input has no float copy.
     """
     planning = {**PLANNING_DEFAULTS, **planning}
-    check_model(model)
+    as_model(model)  # a one-line error for anything that is not a model, before the image is read
     check_upscale_options(**planning)
     batch, kind = images.read_batch(image, layout, keep_8_bit=keep_8_bit)
     color, alpha = images.split_alpha(batch, kind)
@@ -392,7 +398,7 @@ def tile_runner(
 
 def finish_report(report: UpscaleReport, started: float) -> None:
     """Stamp the time and the peak RSS; log the report when the run had to adapt."""
-    report.peak_rss_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    report.peak_rss_bytes = system.peak_rss()
     report.seconds = time.perf_counter() - started
     if report.tile_shrinks or report.batch_splits or report.fp32_redos:
         log.info("%s", report)
@@ -436,47 +442,3 @@ def _release(device: torch.device) -> None:
     """Give cached blocks back after an out-of-memory so the smaller retry can use them."""
     if device.type == "cuda":
         torch.cuda.empty_cache()
-
-
-def sharpen(image: torch.Tensor, strength: float) -> torch.Tensor:
-    """Unsharp mask on a float [B, C, H, W] image: x + 2*strength*(x - gaussian_blur(x, sigma 1)), clamped.
-
-    strength 0..0.5 (the node slider; 0 = off, 0.5 = a classic 100% unsharp mask).
-    """
-    if not 0.0 <= strength <= 0.5:
-        raise ValueError(f"sharpen strength must be between 0 and 0.5, got {strength}")
-    if strength == 0:
-        return image
-    radius = 2
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-(x**2) / 2)
-    kernel = (kernel / kernel.sum()).to(image.device, image.dtype)
-    c = image.shape[1]
-    padded = F.pad(image, (radius,) * 4, mode="replicate")
-    blurred = F.conv2d(padded, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    blurred = F.conv2d(blurred, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-    return (image + 2 * strength * (image - blurred)).clamp(0, 1)
-
-
-def target_size(
-    h: int, w: int, scale: int, *, factor: float | None = None, width: int | None = None, height: int | None = None
-) -> tuple[int, int]:
-    """Final (height, width): `factor` times the input, or an exact width and/or height (aspect kept if only one).
-
-    Reached by the model's scale and then a high-quality resize (`images.resize`);
-    with nothing given it is the model's own scale.
-    """
-    if factor is not None:
-        if factor <= 0:
-            raise ValueError(f"scale factor must be positive, got {factor}")
-        return max(1, round(h * factor)), max(1, round(w * factor))
-    for name, value in (("width", width), ("height", height)):
-        if value is not None and value <= 0:
-            raise ValueError(f"target {name} must be positive, got {value}")
-    if width and height:
-        return int(height), int(width)
-    if width:
-        return max(1, round(h * width / w)), int(width)
-    if height:
-        return int(height), max(1, round(w * height / h))
-    return h * scale, w * scale

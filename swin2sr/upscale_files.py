@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -31,24 +30,36 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .io import animation, check_output_path, images, read_image, write_image
+from . import system
+from .io import animation, check_image_file, check_output_path, images, read_image, write_image
 from .io.image_files import ImageFileInfo, OutputFormat, output_format_for, output_metadata, storable_image
 from .io.streaming import RasterSpec, streaming_format, write_rows
-from .upscale import PlannedInput, UpscaleReport, finish_report, read_and_plan, tile_runner, upscale_planned
+from .upscale import (
+    PlannedInput,
+    UpscaleReport,
+    finish_report,
+    model_device,
+    read_and_plan,
+    tile_runner,
+    upscale_planned,
+)
 
 log = logging.getLogger("swin2sr")
 
 Progress = Callable[[int, int], None]
 RUN_OPTIONS = ("progress", "cancel", "is_oom")  # upscale options that are not planning options
+STREAMED_MODES = ("L", "LA", "RGB", "RGBA", "I;16")  # Pillow modes whose samples the row writers store as they are
 CONVERT_ROWS = 64  # rows converted at a time
+# On the CPU, the model's working memory while upscaling a file (unless memory_budget says otherwise): one or two
+# tiles of 256 per batch, which the CPU runs no slower than many, so a 16000x12000 output stays under 1 GB in all.
+FILE_CPU_BUDGET = 128 << 20
 ALPHA_MARGIN = 2  # input rows around a band that its bilinear alpha reads (the filter's reach, plus one)
 
 
 def check_file_paths(source: Path, destination: Path) -> bool:
     """Check what can be checked before the upscale (one-line ValueError); True when `source` is animated."""
     check_output_path(destination)
-    if not Path(source).is_file():
-        raise ValueError(f"{source}: no such file" if not Path(source).exists() else f"{source} is not a file")
+    check_image_file(source)
     animated = animation.is_animated(source)
     if animated:
         animation.check_animation_output(destination)
@@ -99,7 +110,8 @@ def upscale_file(
 
     options: `upscale`'s keyword options (tile, overlap, precision, max_input_size,
       memory_budget, free_memory, device, progress, cancel, is_oom); not layout, output_dtype,
-      return_report (the file decides those).
+      return_report (the file decides those).  On the CPU memory_budget defaults to 128 MiB
+      (FILE_CPU_BUDGET), so that the whole process stays small whatever the output size.
     compress_level: zlib level 0-9 for PNG and TIFF.  tiff_tile: TIFF tile side, or None for strips.
     frames_per_batch: animations (GIF, APNG, animated WebP) are upscaled this many frames at a time.
     """
@@ -110,24 +122,24 @@ def upscale_file(
         frames = upscale_frames(model, clip.frames, frames_per_batch=frames_per_batch, **options)
         animation.write_animation(replace(clip, frames=frames), dst)
         return _file_report(src, dst, (frames.shape[2], frames.shape[1]), False, None, started, len(frames))
-    output_format = output_format_for(dst)
-    image, info = read_image(src)
     run = {k: options.pop(k) for k in RUN_OPTIONS if k in options}
+    if options.get("memory_budget") is None and _runs_on_cpu(model, options.get("device")):
+        options["memory_budget"] = FILE_CPU_BUDGET
+    image, info = read_image(src)
     job = read_and_plan(model, image, keep_8_bit=True, **options)
     del image  # from here on job.color (uint8 for 8-bit files) is the only full copy of the input
-    pixels = FilePixels(job, output_format)
-    if streaming_format(dst) is None or not pixels.streamable:
+    pixels = FilePixels(job, output_format_for(dst))
+    streamed = streaming_format(dst) is not None and pixels.streamable
+    if streamed:
+        report = UpscaleReport(plan=job.plan)
+        with tile_runner(model, job.plan, report, **run) as runner:
+            bands = runner.rows(images.resize(job.color, *job.plan.model_input_size), pixels.storage)
+            write_rows(dst, pixels.spec(info), pixels.bands(bands), compress_level=compress_level, tiff_tile=tiff_tile)
+    else:
         result, report = upscale_planned(model, job, **run)
-        finish_report(report, started)
         write_image(result, dst, info)
-        return _file_report(src, dst, result_size(result), False, report, started)
-    report = UpscaleReport(plan=job.plan)
-    with tile_runner(model, job.plan, report, **run) as runner:
-        bands = runner.rows(images.resize(job.color, *job.plan.model_input_size), pixels.storage)
-        spec = pixels.spec(info)
-        write_rows(dst, spec, pixels.bands(bands), compress_level=compress_level, tiff_tile=tiff_tile)
     finish_report(report, started)
-    return _file_report(src, dst, (spec.width, spec.height), True, report, started)
+    return _file_report(src, dst, (pixels.width, pixels.height), streamed, report, started)
 
 
 def upscale_frames(
@@ -215,10 +227,13 @@ class FilePixels:
         self.alpha = AlphaRows(job.alpha, *job.plan.output_size) if job.alpha is not None else None
         self.height, self.width = job.plan.output_size
         probe = torch.zeros((3, 1, 1), dtype=self.storage)
-        sample = self._pixels(probe, None if job.alpha is None else torch.zeros((1, 1, 1, 1)))
+        image = self._image(probe, None if job.alpha is None else torch.zeros((1, 1, 1, 1)))
+        sample = np.asarray(image)
         self.channels = 1 if sample.ndim == 2 else sample.shape[-1]
         self.dtype = sample.dtype
-        self.streamable = self.dtype in (np.uint8, np.uint16) and 1 <= self.channels <= 4
+        # the row writers store gray, RGB (+ alpha) samples: CMYK or palette files are written in memory
+        mode_ok = getattr(image, "mode", None) in (None, *STREAMED_MODES)
+        self.streamable = mode_ok and self.dtype in (np.uint8, np.uint16) and 1 <= self.channels <= 4
 
     def spec(self, info: ImageFileInfo | None) -> RasterSpec:
         metadata = output_metadata(info, (self.width, self.height))
@@ -235,12 +250,16 @@ class FilePixels:
                 bottom = top + rows.shape[1]
                 yield self._pixels(rows, self.alpha.rows(top, bottom) if self.alpha is not None else None)
                 top = bottom
+            del band, rows  # gone before the tiler makes the next band, so two never coexist
 
     def _pixels(self, band: torch.Tensor, alpha: torch.Tensor | None) -> np.ndarray:
+        return np.asarray(self._image(band, alpha))
+
+    def _image(self, band: torch.Tensor, alpha: torch.Tensor | None):
         result = images.finish(band[None], alpha, self.kind)
         if not (isinstance(result, np.ndarray) and result.dtype == np.uint16):  # 16-bit colour streams as it is
             result = storable_image(result, self.format)
-        return np.asarray(result)
+        return result
 
 
 class AlphaRows:
@@ -268,9 +287,8 @@ class AlphaRows:
         return part[..., top - first * k : bottom - first * k, :]
 
 
-def result_size(result) -> tuple[int, int]:
-    """(width, height) of a PIL image or numpy array."""
-    return (result.shape[1], result.shape[0]) if isinstance(result, np.ndarray) else result.size
+def _runs_on_cpu(model, device) -> bool:
+    return (torch.device(device) if device is not None else model_device(model)).type == "cpu"
 
 
 def _file_report(
@@ -280,6 +298,6 @@ def _file_report(
     return FileReport(
         src=src, dst=dst, size=size, streamed=streamed, file_bytes=dst.stat().st_size,
         seconds=time.perf_counter() - started,
-        peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, upscale=report, frames=frames,
+        peak_rss_bytes=system.peak_rss(), upscale=report, frames=frames,
     )  # fmt: skip
 

@@ -34,9 +34,11 @@ def infer_config(state: StateDict, metadata: Mapping[str, str] | None = None) ->
     """The network configuration, from tensor shapes and key names (plus our own safetensors metadata).
 
     Window size and training size come from the stored index buffer and
-    shift mask; files without buffers (Hugging Face, our safetensors) use
-    their metadata (safetensors metadata or a Hugging Face config.json), else
-    the release values (window 8, img_size 8 windows).  img_range is 255
+    shift mask; files without buffers (Hugging Face) use their metadata
+    (safetensors metadata or a Hugging Face config.json), else the release
+    values (window 8, img_size 8 windows).  Our own files record the training
+    size in their metadata, which wins: their mask is stored at its smallest
+    size for spandrel (`loader.spandrel_buffers`).  img_range is 255
     exactly for window 7, as in the JPEG releases (spandrel uses the same rule).
     """
     metadata = metadata or {}
@@ -52,7 +54,7 @@ def infer_config(state: StateDict, metadata: Mapping[str, str] | None = None) ->
             int(state[f"layers.{i}.residual_group.blocks.0.attn.logit_scale"].shape[0]) for i in range(len(depths))
         ),
         window_size=window,
-        img_size=_img_size(state, window) or int(metadata.get("img_size", 0)) or window * 8,
+        img_size=int(metadata.get("img_size", 0)) or _img_size(state, window) or window * 8,
         mlp_ratio=state["layers.0.residual_group.blocks.0.mlp.fc1.weight"].shape[0] / embed_dim,
         upsampler=upsampler,
         img_range=float(metadata.get("img_range", 255.0 if window == 7 else 1.0)),

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
-# CI clones the repository next to a copy of shared/, exactly like the working checkout.
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# CI clones the repository next to a copy of shared/, exactly like the working checkout; $SWIN2SR_SHARED points
+# elsewhere (e.g. from a git worktree in another folder).
+SHARED = Path(os.environ.get("SWIN2SR_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
 
 torch.set_num_threads(1)
 

@@ -266,11 +266,29 @@ def test_load_failure_at_upscale_time_is_raised(webui, checkpoints):
 # --- settings ---------------------------------------------------------------------------------------------------
 
 
-def test_settings_have_their_own_section_and_reach_the_planner(webui, monkeypatch):
+SETTING_KEYS = ["swin2sr_tile", "swin2sr_tile_overlap", "swin2sr_precision", "swin2sr_max_input_size"]
+
+
+def test_settings_have_their_own_section_in_the_postprocessing_category(webui):
+    opts = webui().shared.opts
+    for key in SETTING_KEYS:
+        assert opts.data_labels[key].section == ("swin2sr", "Swin2SR")
+        assert opts.data_labels[key].category_id == "postprocessing"
+
+
+def test_settings_exist_before_the_settings_page_is_built(webui):
+    """The API-only server builds GET /sdapi/v1/options from the options registered before its settings callbacks
+    run; ours must be among them."""
+    modules = webui()
+    assert set(SETTING_KEYS) <= set(modules.shared.opts.data_labels)
+    modules.shared.opts.data_labels.clear()
+    modules.script_callbacks.run_ui_settings()
+    assert not set(SETTING_KEYS) & set(modules.shared.opts.data_labels), "nothing is registered by a callback"
+
+
+def test_settings_reach_the_planner(webui, monkeypatch):
     modules = webui()
     opts = modules.shared.opts
-    keys = ["swin2sr_tile", "swin2sr_tile_overlap", "swin2sr_precision", "swin2sr_max_input_size"]
-    assert all(opts.data_labels[key].section == ("swin2sr", "Swin2SR") for key in keys)
     opts.swin2sr_tile = 64
     opts.swin2sr_tile_overlap = 8
     opts.swin2sr_precision = "fp32"

@@ -15,9 +15,9 @@ from PIL import Image
 from safetensors import safe_open
 
 import swin2sr
+from swin2sr.loader import spandrel_buffers
 from swin2sr.metrics import psnr_y
 
-WEIGHTS = Path(swin2sr.__file__).parent / "weights"
 HELD_OUT = Path(__file__).parent / "data" / "chelsea_crop.png"
 
 
@@ -60,12 +60,32 @@ def test_beats_bicubic_on_a_held_out_photo(builtin):
 
 @pytest.mark.parametrize("name", ["builtin-x4", "builtin-x2"])
 def test_weights_file_records_its_recipe_and_is_small(name):
-    path = WEIGHTS / f"{name}.safetensors"
+    path = swin2sr.builtin_model_files()[name]
     with safe_open(str(path), "pt") as f:
         meta = f.metadata()
         keys = set(f.keys())
-    assert path.stat().st_size < 2_000_000
+    assert path.stat().st_size < 1_300_000
     assert {"config", "recipe", "train_images", "validation_images", "seed", "steps", "validation_psnr_y"} <= set(meta)
     assert json.loads(meta["config"])["scale"] == int(name[-1])
     assert "layers.0.residual_group.blocks.0.attn.qkv.weight" in keys  # official key names
-    assert not any(k.endswith(("relative_position_index", "relative_coords_table", "attn_mask")) for k in keys)
+    model = swin2sr.load_model(name)
+    assert keys == set(model.state_dict()) | set(spandrel_buffers(model.config))  # weights + what spandrel needs
+    assert model.config.img_size == 48  # the training patch, from the metadata (the stored mask is smaller)
+
+
+def test_spandrel_opens_the_embedded_files_as_the_same_network(builtin):
+    """What ComfyUI's built-in Load Upscale Model does with a file in models/upscale_models."""
+    spandrel = pytest.importorskip("spandrel")
+    model, scale = builtin
+    descriptor = spandrel.ModelLoader().load_from_file(swin2sr.builtin_model_files()[f"builtin-x{scale}"]).eval()
+    assert (descriptor.architecture.id, descriptor.scale, descriptor.purpose) == ("Swin2SR", scale, "SR")
+    for size in ((27, 35), (16, 16)):  # any size, and the one the stored shift mask was made for
+        x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            torch.testing.assert_close(descriptor.model(x), model(x), atol=2e-5, rtol=0)
+
+
+def test_the_embedded_files_sit_alone_in_a_folder_a_host_can_list():
+    files = swin2sr.builtin_model_files()
+    folder = files["builtin-x4"].parent
+    assert set(folder.iterdir()) == set(files.values())

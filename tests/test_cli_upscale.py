@@ -11,7 +11,6 @@ import torch
 from checkpoints import TINY_CONFIGS, random_official_state_dict
 from PIL import Image
 
-import swin2sr
 from swin2sr import cli, upscale_files
 from swin2sr.io import image_files
 

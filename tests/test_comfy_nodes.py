@@ -176,8 +176,6 @@ def test_loader_finds_the_swin2sr_folder_too(comfy):
 
 
 def test_loader_embedded_model_needs_no_file(comfy):
-    if not (PACK_ROOT / "swin2sr" / "weights" / "builtin-x4.safetensors").exists():
-        pytest.skip("the builtin weights (builtin area) are not in this tree yet")
     assert load(comfy, "builtin-x4").scale == 4
 
 
@@ -281,6 +279,7 @@ def test_cancel_stops_the_run_within_one_batch_of_tiles(comfy):
 # Crossing with ComfyUI's built-in upscale nodes
 
 
+@torch.inference_mode()  # like every node ComfyUI executes
 def builtin_loader(env, path: Path):
     """What ComfyUI's UpscaleModelLoader returns for a file (current upstream also attaches a CoreModelPatcher)."""
     from spandrel import ModelLoader
@@ -291,6 +290,16 @@ def builtin_loader(env, path: Path):
         descriptor.patcher = env.patcher.CoreModelPatcher(descriptor.model, load_device=mm.get_torch_device(),
                                                           offload_device=mm.unet_offload_device())
     return descriptor
+
+
+def test_embedded_models_are_offered_to_the_builtin_loader_after_the_users_files(any_comfy, base):
+    folder_paths = any_comfy.folder_paths
+    assert folder_paths.get_folder_paths("upscale_models")[0] == str(base / "models" / "upscale_models")
+    files = {"swin2sr-builtin-x4.safetensors": 4, "swin2sr-builtin-x2.safetensors": 2}
+    assert set(files) <= set(folder_paths.get_filename_list("upscale_models"))
+    for name, scale in files.items():
+        descriptor = builtin_loader(any_comfy, Path(folder_paths.get_full_path("upscale_models", name)))
+        assert (descriptor.architecture.id, descriptor.scale) == ("Swin2SR", scale)
 
 
 def test_swin2sr_from_builtin_loader_runs_on_our_fast_path(any_comfy, base):
@@ -317,6 +326,7 @@ def test_real_esrgan_from_builtin_loader_runs_in_our_nodes(any_comfy):
     torch.testing.assert_close(out, descriptor(image.movedim(-1, 1)).movedim(1, -1), atol=1e-4, rtol=0)
 
 
+@torch.inference_mode()  # like every node ComfyUI executes
 def builtin_upscale_node(env, upscale_model, image: torch.Tensor) -> torch.Tensor:
     """ComfyUI's ImageUpscaleWithModel call pattern: 0.3.64 moves the model by hand, current upstream loads its
     patcher with load_models_gpu; both tile with comfy.utils.tiled_scale and feed float tiles."""

@@ -91,3 +91,15 @@ def test_save_model_records_what_the_weights_cannot_tell(tmp_path):
     save_model(model, tmp_path / "jpeg.safetensors")
     reloaded = read_checkpoint(tmp_path / "jpeg.safetensors")
     assert reloaded.config == dataclasses.replace(config, img_range=255.0)
+
+
+@pytest.mark.parametrize("name", sorted(TINY_CONFIGS))
+def test_files_we_save_are_read_by_spandrel_as_the_same_network(name, tmp_path):
+    spandrel = pytest.importorskip("spandrel")
+    model = swin2sr.load_model(random_official_state_dict(TINY_CONFIGS[name]))
+    save_model(model, tmp_path / "model.safetensors")
+    descriptor = spandrel.ModelLoader().load_from_file(tmp_path / "model.safetensors").eval()
+    x = torch.rand(1, 3, 19, 26, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(descriptor.model(x), model(x), atol=1e-5, rtol=0)
+    assert read_checkpoint(tmp_path / "model.safetensors").config == model.config

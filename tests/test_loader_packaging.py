@@ -43,6 +43,15 @@ def test_only_the_core_package_is_packaged_not_the_host_entry_points():
     assert _pyproject()["tool"]["setuptools"]["packages"]["find"]["include"] == ["swin2sr", "swin2sr.*"]
 
 
+def test_package_data_ships_the_embedded_models():
+    package = ROOT / "swin2sr"
+    patterns = _pyproject()["tool"]["setuptools"]["package-data"]["swin2sr"]
+    shipped = {path for pattern in patterns for path in package.glob(pattern)}
+    import swin2sr
+
+    assert set(swin2sr.builtin_model_files().values()) <= shipped
+
+
 def test_the_readme_sets_up_a_fresh_machine_with_one_install_and_one_test_command():
     assert _install_commands() == ["python -m pip install -r requirements-dev.txt", "python -m pytest -q"]
 

@@ -149,3 +149,18 @@ def test_alpha_rows_of_a_band_equal_the_full_resize(scale):
     rows = upscale_files.AlphaRows(alpha, 23 * scale, 17 * scale)
     bands = [rows.rows(top, min(top + 13, 23 * scale)) for top in range(0, 23 * scale, 13)]
     assert torch.equal(torch.cat(bands, dim=-2), full)
+
+
+def test_without_tifffile_tiff_is_written_from_memory_with_the_same_pixels(model_x4, tmp_path, monkeypatch):
+    from swin2sr.io import streaming
+
+    src = photo(tmp_path / "in.png", "RGB")
+    monkeypatch.setitem(__import__("sys").modules, "tifffile", None)  # as if the tiff extra were not installed
+    streaming._has_tifffile.cache_clear()
+    try:
+        report = swin2sr.upscale_file(model_x4, src, tmp_path / "out.tif", **OPTIONS)
+    finally:
+        streaming._has_tifffile.cache_clear()
+    assert not report.streamed
+    with Image.open(tmp_path / "out.tif") as out:
+        assert np.array_equal(np.asarray(out), in_memory(model_x4, src, tmp_path / "m.png", **OPTIONS))

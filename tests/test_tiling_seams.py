@@ -1,6 +1,6 @@
 """Seam-free tiling on Set5: PSNR(tiled 64/16, untiled) >= 45 dB on every image, border zones included.
 
-Uses builtin-x4 when swin2sr/weights/builtin-x4.safetensors is in the tree (the real target);
+Uses builtin-x4 when swin2sr/weights/upscale_models/swin2sr-builtin-x4.safetensors is in the tree (the real target);
 otherwise a seeded random tiny x4 Swin2SR with modest weights (tests/tiling_models.MODEST_GAIN):
 random weights amplify what a tile's missing context changes, so even the modest model is a
 stricter stand-in than a trained network, not a looser one.
@@ -17,7 +17,7 @@ from tests.tiling_models import MODEST_GAIN, seam_stats, tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SET5 = ROOT.parent / "shared" / "benchmarks" / "Set5" / "LR_bicubic" / "X4"
-BUILTIN = ROOT / "swin2sr" / "weights" / "builtin-x4.safetensors"
+BUILTIN = ROOT / "swin2sr" / "weights" / "upscale_models" / "swin2sr-builtin-x4.safetensors"
 
 
 def load_model():

@@ -21,7 +21,7 @@ Recipe (see the README section "Embedded models and quality" for the reasoning a
 Deterministic for a given --seed and thread count.  Needs:
 pip install -r requirements-train.txt
 
-    PYTHONPATH=. python tools/train_builtin.py --scale 4 --steps 3000 --out swin2sr/weights/builtin-x4.safetensors
+    PYTHONPATH=. python tools/train_builtin.py --scale 4 --steps 3000 --out swin2sr/weights/upscale_models/swin2sr-builtin-x4.safetensors
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from safetensors.torch import save_file
 from torch import nn
 
 from swin2sr.arch import Swin2SR, Swin2SRConfig
+from swin2sr.loader import save_model
 from swin2sr.metrics import psnr_y
 
 # (package, name): every image is a natural photograph (or a photographic texture) bundled in the wheel.
@@ -224,15 +224,10 @@ def learning_rate(step: int, total: int, peak: float, warmup: int) -> float:
 
 
 def export(model: Swin2SR, path: Path, recipe: dict, val_psnr: float, step: int) -> None:
-    """Save the trainable state (official key names, no derived buffers) with the recipe as metadata."""
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    """Save the weights (official key names, plus the buffers spandrel needs) with the recipe as metadata."""
     metadata = {
         "format": "swin2sr-builtin",
         "config": json.dumps(asdict(model.config)),
-        # what the loader cannot infer from tensor shapes (swin2sr.loader.METADATA_FIELDS)
-        "window_size": str(model.config.window_size),
-        "img_size": str(model.config.img_size),
-        "img_range": str(model.config.img_range),
         "recipe": json.dumps(recipe),
         "train_images": json.dumps([f"{p}:{n}" for p, n in TRAIN_IMAGES]),
         "validation_images": json.dumps([f"{p}:{n}" for p, n in VALIDATION_IMAGES]),
@@ -242,7 +237,7 @@ def export(model: Swin2SR, path: Path, recipe: dict, val_psnr: float, step: int)
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata=metadata)
+    save_model(model, tmp, metadata)  # adds what the loader cannot infer from shapes (loader.METADATA_FIELDS)
     tmp.replace(path)
 
 

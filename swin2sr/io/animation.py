@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .image_files import atomic_write, open_image, output_format_for
+from .image_files import TRANSPARENT_INDEX, atomic_write, open_image, output_format_for, with_transparent_index
 
 log = logging.getLogger("swin2sr")
 
@@ -122,18 +122,20 @@ def _gif_frames(animation: Animation) -> tuple[list[Image.Image], dict]:
     """Palette frames without dithering: one palette from all frames, or one per frame when the input had that."""
     rgb = animation.frames[..., :3]
     clear = animation.frames[..., 3] < 128 if animation.frames.shape[-1] == 4 else None
-    colours = 255 if clear is not None and clear.any() else 256  # one index left for transparency
+    colours = 255 if clear is not None and clear.any() else 256  # index 255 left for transparency
+    options = {"disposal": [_GIF_DISPOSAL_CODE[d] for d in _disposals(animation)], "optimize": False}
+    if animation.loop is not None:
+        options["loop"] = animation.loop
     if animation.own_palettes:
         frames = [Image.fromarray(f).quantize(colours, dither=Image.Dither.NONE) for f in rgb]
     else:
         palette = shared_palette(rgb, colours)
-        frames = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in rgb]
-    options = {"disposal": [_GIF_DISPOSAL_CODE[d] for d in _disposals(animation)], "optimize": False}
-    if animation.loop is not None:
-        options["loop"] = animation.loop
+        table = _full_table(palette.getpalette()[: 3 * colours])
+        frames = [_indexed(Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE), table) for f in rgb]
+        options["palette"] = table  # written once, as the global colour table
     if colours == 255:
-        frames = [_with_transparency(frame, mask) for frame, mask in zip(frames, clear)]
-        options["transparency"] = 255
+        frames = [with_transparent_index(frame, mask) for frame, mask in zip(frames, clear)]
+        options["transparency"] = TRANSPARENT_INDEX
     return frames, options
 
 
@@ -148,9 +150,17 @@ def shared_palette(rgb_frames: np.ndarray, colours: int = 256) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(sample)).quantize(colours, method=Image.Quantize.MEDIANCUT, kmeans=1)
 
 
-def _with_transparency(frame: Image.Image, clear: np.ndarray) -> Image.Image:
-    indices = np.asarray(frame).copy()
-    indices[clear] = 255
-    out = Image.fromarray(indices, mode="P")
-    out.putpalette(frame.getpalette())
+def _full_table(flat: list[int]) -> bytes:
+    """256 distinct RGB entries (the palette, then unused colours): Pillow's GIF writer maps frames onto the
+    global table by colour, so every index must have a colour of its own."""
+    used = {tuple(flat[i : i + 3]) for i in range(0, len(flat), 3)}
+    entries = [tuple(flat[i : i + 3]) for i in range(0, len(flat), 3)]
+    spare = (colour for colour in ((r, g, 255) for r in range(256) for g in range(256)) if colour not in used)
+    entries += [next(spare) for _ in range(256 - len(entries))]
+    return bytes(value for entry in entries for value in entry)
+
+
+def _indexed(frame: Image.Image, table: bytes) -> Image.Image:
+    out = Image.fromarray(np.asarray(frame), mode="P")
+    out.putpalette(table)
     return out

@@ -14,15 +14,17 @@ from __future__ import annotations
 import io
 import logging
 import os
-import tempfile
 import warnings
 import zlib
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .streaming import atomic_file
 
 log = logging.getLogger("swin2sr")
 
@@ -89,7 +91,7 @@ def check_output_path(path: Path) -> OutputFormat:
     path = Path(path)
     output_format = output_format_for(path)
     if path.is_dir():
-        raise ValueError(f"output {path} is a folder; give a file name such as {path / ('out' + path.suffix or '.png')}")
+        raise ValueError(f"output {path} is a folder; give a file name such as {path / ('out' + (path.suffix or '.png'))}")
     folder = path.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
@@ -108,23 +110,46 @@ def open_image(path: Path) -> Image.Image:
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"input {path} is a folder, not an image file")
+    with _user_errors(path):
+        image = Image.open(path)
+        image.load()
+    return image
+
+
+@contextmanager
+def _user_errors(path: Path):
+    """Pillow's errors about a file, as one-line ValueErrors naming it; oversized images count as errors."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
-            image.load()
+            yield
     except FileNotFoundError:
         raise ValueError(f"{path}: no such file") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ValueError(f"{path} is too large to open safely ({exc}); shrink it first") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ValueError(f"{path} is not a readable image ({exc})") from None
-    return image
+
+
+def check_image_file(path: Path) -> None:
+    """Find an unreadable, truncated or oversized image file without decoding it (before a model loads)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file" if not path.exists() else f"{path} is not a file")
+    with _user_errors(path):
+        with Image.open(path) as image:
+            image.verify()
 
 
 def read_image(path: Path) -> tuple[Image.Image | np.ndarray, ImageFileInfo]:
     """(pixels upright, at full precision, ImageFileInfo): see the module docstring."""
     image = open_image(path)
+    if getattr(image, "n_frames", 1) > 1 and image.format not in ("GIF", "PNG", "WEBP"):
+        log.warning("%s holds %d pages; only the first is upscaled (split the pages to upscale them all)",
+                    path, image.n_frames)  # fmt: skip
+    if _is_deep_color_tiff(image):
+        log.warning("%s is a 16-bit colour TIFF, which Pillow reads at 8 bits per channel: the result has 8 bits; "
+                    "save it as a 16-bit PNG first to keep the depth", path)  # fmt: skip
     orientation = image.getexif().get(0x0112, 1)
     upright = ImageOps.exif_transpose(image)
     exif = upright.getexif()
@@ -150,15 +175,28 @@ def _is_deep_color_png(path: Path, image: Image.Image) -> bool:
     return len(header) == 26 and header[24] == 16 and header[25] in (2, 4, 6)
 
 
+def _is_deep_color_tiff(image: Image.Image) -> bool:
+    bits = image.tag_v2.get(258, 8) if image.format == "TIFF" else 8
+    return image.mode in ("RGB", "RGBA", "CMYK") and max(bits if isinstance(bits, tuple) else (bits,)) > 8
+
+
 def _read_deep_png(path: Path) -> np.ndarray:
     """16-bit RGB / RGBA / gray+alpha PNG -> uint16 [H, W, 3|4] (gray+alpha widened to RGBA)."""
-    import png
-
+    png = _pypng()
     width, height, rows, meta = png.Reader(filename=str(path)).asDirect()
     array = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows]).reshape(height, width, meta["planes"])
     if meta["planes"] == 2:  # gray+alpha: the model sees colour anyway, and RGBA is what PNG stores back
         array = np.concatenate([array[..., :1].repeat(3, axis=2), array[..., 1:]], axis=2)
     return array
+
+
+def _pypng():
+    try:
+        import png
+    except ImportError:
+        raise ValueError("16-bit colour PNG needs the pypng package, a dependency of swin2sr-upscaler: "
+                         "pip install pypng") from None  # fmt: skip
+    return png
 
 
 def _orient_array(array: np.ndarray, orientation: int) -> np.ndarray:
@@ -204,15 +242,8 @@ def output_metadata(info: ImageFileInfo | None, size: tuple[int, int]) -> dict:
 
 def atomic_write(path: Path, write: Callable) -> None:
     """Write to a temporary file next to `path`, then rename: no half-written output on errors or Ctrl-C."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_file(path) as f:
+        write(f)
 
 
 def _size(image) -> tuple[int, int]:
@@ -222,11 +253,11 @@ def _size(image) -> tuple[int, int]:
 _FALLBACKS = {  # the next closest modes, best first, when a format cannot store a mode as it is
     "1": ("L", "RGB"),
     "L": ("RGB",),
-    "LA": ("RGBA", "L", "RGB"),
+    "LA": ("RGBA", "P", "L", "RGB"),
     "P": ("RGBA", "RGB"),
     "PA": ("RGBA", "RGB"),
     "RGB": ("P",),
-    "RGBA": ("RGB",),
+    "RGBA": ("P", "RGB"),
     "CMYK": ("RGB",),
     "I;16": ("L", "RGB"),
     "F": ("I;16", "L", "RGB"),
@@ -277,8 +308,30 @@ def _convert(image: Image.Image, mode: str, output_format: OutputFormat) -> Imag
         image = Image.fromarray(to_8_bit(np.asarray(image)))
         return image if image.mode == mode else image.convert(mode)
     if mode == "P":
-        return image.quantize(256, dither=Image.Dither.NONE)
+        return _to_palette(image)
     return image.convert(mode)
+
+
+def _to_palette(image: Image.Image) -> Image.Image:
+    """Up to 256 colours without dithering; pixels under half opacity become one transparent index (GIF)."""
+    if image.mode not in ("LA", "RGBA", "PA"):
+        return image.convert("RGB").quantize(256, dither=Image.Dither.NONE)
+    rgba = np.asarray(image.convert("RGBA"))
+    indexed = Image.fromarray(np.ascontiguousarray(rgba[..., :3])).quantize(255, dither=Image.Dither.NONE)
+    return with_transparent_index(indexed, rgba[..., 3] < 128)
+
+
+TRANSPARENT_INDEX = 255  # palette images keep the last index for transparency
+
+
+def with_transparent_index(indexed: Image.Image, clear: np.ndarray) -> Image.Image:
+    """A copy of a palette image of at most 255 colours whose `clear` pixels use TRANSPARENT_INDEX."""
+    indices = np.asarray(indexed).copy()
+    indices[clear] = TRANSPARENT_INDEX
+    out = Image.fromarray(indices, mode="P")
+    out.putpalette(indexed.getpalette())
+    out.info["transparency"] = TRANSPARENT_INDEX
+    return out
 
 
 def to_8_bit(array: np.ndarray) -> np.ndarray:
@@ -292,8 +345,7 @@ def to_8_bit(array: np.ndarray) -> np.ndarray:
 
 def _write_deep_png(array: np.ndarray, f, metadata: dict) -> None:
     """16-bit RGB / RGBA PNG through pypng, with the iCCP, eXIf and pHYs chunks Pillow would have written."""
-    import png
-
+    png = _pypng()
     height, width, planes = array.shape
     dpi = metadata.get("dpi")
     density = {} if not dpi else dict(x_pixels_per_unit=round(dpi[0] / 0.0254), y_pixels_per_unit=round(dpi[1] / 0.0254),

@@ -10,6 +10,7 @@ layout="BCHW" or "BHWC" to say it explicitly.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,8 @@ try:  # PIL is optional for the core (hosts hand tensors); needed only for PIL i
     from PIL import Image
 except ImportError:  # pragma: no cover
     Image = None
+
+log = logging.getLogger("swin2sr")
 
 LAYOUTS = ("BCHW", "BHWC")
 
@@ -32,7 +35,7 @@ class ImageKind:
     channels: int  # 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA
     dtype: object = None  # numpy/torch dtype of the input
     layout: str = "BCHW"  # torch only
-    batched: bool = True  # numpy: HWC or HW (False), torch: always batched
+    channel_axis: bool = True  # numpy: False for an HW array (given back as HW)
     mode: str = ""  # PIL mode
     device: object = None  # torch input device
 
@@ -87,7 +90,7 @@ def check_upscalable(bchw: torch.Tensor) -> None:
 # Palette images come back as full colour: an upscale has far more colours than the palette.
 _PIL_READ_AS = {"1": "L", "P": "RGB", "PA": "RGBA", "La": "LA", "RGBa": "RGBA", "RGBX": "RGB", "CMYK": "RGB",
                 "YCbCr": "RGB", "HSV": "RGB", "LAB": "RGB"}  # fmt: skip
-_PIL_BACK_AS = {"P": "RGB", "PA": "RGBA", "La": "LA", "RGBa": "RGBA", "RGBX": "RGB", "I;16B": "I;16",
+_PIL_BACK_AS = {"PA": "RGBA", "La": "LA", "RGBa": "RGBA", "RGBX": "RGB", "I;16B": "I;16",
                 "I;16L": "I;16", "I;16N": "I;16"}  # fmt: skip
 _PIL_DEEP = {"I;16": np.uint16, "I;16B": np.uint16, "I;16L": np.uint16, "I;16N": np.uint16, "I": np.int32,
              "F": np.float32}  # fmt: skip
@@ -117,17 +120,17 @@ def _read_pil(image, keep_8_bit: bool = False) -> tuple[torch.Tensor, ImageKind]
 
 def _read_numpy(array: np.ndarray, keep_8_bit: bool = False) -> tuple[torch.Tensor, ImageKind]:
     if array.ndim == 2:
-        hwc, batched = array[..., None], False
+        hwc = array[..., None]
     elif array.ndim == 3 and 1 <= array.shape[-1] <= 4:
-        hwc, batched = array, False
+        hwc = array
     else:
         raise ValueError(
             f"numpy images must be HW or HWC with 1-4 channels, got shape {array.shape}; "
             "for a batch pass a tensor [B,H,W,C] or one image at a time"
         )
     pixels = hwc if keep_8_bit and hwc.dtype == np.uint8 else _to_unit_float(hwc)
-    tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None]  # a copy we own
-    return tensor, ImageKind("numpy", hwc.shape[-1], dtype=array.dtype, batched=batched)
+    tensor = torch.from_numpy(np.array(pixels.transpose(2, 0, 1), order="C"))[None]  # a copy we own
+    return tensor, ImageKind("numpy", hwc.shape[-1], dtype=array.dtype, channel_axis=array.ndim == 3)
 
 
 def to_unit_float(pixels: torch.Tensor) -> torch.Tensor:
@@ -139,6 +142,9 @@ def _to_unit_float(array: np.ndarray) -> np.ndarray:
     if array.dtype == np.uint8:
         return array.astype(np.float32) / 255.0
     if array.dtype == np.uint16:
+        if array.size and 0 < array.max() <= 255:
+            log.warning("these 16-bit pixels are all 255 or less, so the image is nearly black; if it holds 8-bit "
+                        "data, pass it as uint8 (.astype(np.uint8), or convert('L') for a PIL image)")  # fmt: skip
         return array.astype(np.float32) / 65535.0
     if np.issubdtype(array.dtype, np.floating):
         array = array.astype(np.float32)
@@ -183,9 +189,10 @@ def _read_torch(tensor: torch.Tensor, layout: str | None) -> tuple[torch.Tensor,
         bchw = bchw.to(torch.float32) / 65535.0
     elif not tensor.dtype.is_floating_point:
         raise ValueError(f"unsupported tensor dtype {tensor.dtype}: use uint8 or float in 0..1")
-    elif bchw.numel():
-        low, high = torch.aminmax(torch.nan_to_num(bchw, nan=0.5, posinf=0.5, neginf=0.5))  # see _to_unit_float
-        check_float_range(float(low), float(high))
+    else:
+        for image in bchw:  # one image at a time: a copy of a whole host batch could be gigabytes
+            low, high = torch.aminmax(torch.nan_to_num(image, nan=0.5, posinf=0.5, neginf=0.5))  # see _to_unit_float
+            check_float_range(float(low), float(high))
     return bchw.to("cpu", torch.float32).clamp(0, 1).contiguous(), kind
 
 
@@ -265,7 +272,7 @@ def finish(color: torch.Tensor, alpha: torch.Tensor | None, kind: ImageKind):
         return _finish_torch(color, kind)
     hwc = _to_numpy_hwc(color[0], kind)
     if kind.kind == "numpy":
-        return hwc if kind.batched or hwc.shape[-1] > 1 else hwc[..., 0]
+        return hwc if kind.channel_axis else hwc[..., 0]
     return _to_pil(hwc, kind.mode)
 
 

@@ -3,14 +3,14 @@
 `write_rows(path, spec, bands)` consumes an iterator of row bands (numpy
 [n, W, C] uint8 or uint16, top to bottom) and encodes them as they arrive, so
 the caller can produce the rows lazily (the tiler does: see
-`swin2sr.files.upscale_file`).  The file appears only when the last row is
+`swin2sr.upscale_files.upscale_file`).  The file appears only when the last row is
 written: everything goes to a temporary file in the destination folder that is
 renamed on success and deleted on any exception, Ctrl-C included.
 
 Encoders (measured in README "Streaming large outputs"):
 - PNG: our own ~60 lines on the standard library's zlib, with the Paeth filter
   computed by numpy per band.  pypng streams too but writes every row unfiltered
-  (files ~1.9x larger than Pillow's), Pillow cannot encode incrementally, and
+  (files 2-2.5x larger than Pillow's), Pillow cannot encode incrementally, and
   pyvips would pull rows through C callbacks (no clean Ctrl-C, a native wheel).
 - TIFF: tifffile (optional extra `tiff`), tiled (default 256x256) or striped,
   deflate with the horizontal predictor, BigTIFF when the pixels pass 4 GB.

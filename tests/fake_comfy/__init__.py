@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+import torch
+
 SITE = Path(__file__).resolve().parent / "site"
 PACK_ROOT = Path(__file__).resolve().parents[2]
 PACK_MODULE = str(PACK_ROOT).replace(".", "_x_")  # ComfyUI's sys.modules name for a pack directory
@@ -42,9 +44,12 @@ class FakeComfy:
         return self.pack.NODE_CLASS_MAPPINGS
 
     def run(self, node_id: str, **inputs):
-        """Execute a node the way ComfyUI does: instantiate, call FUNCTION with keyword inputs."""
+        """Execute a node the way ComfyUI does: instantiate, call FUNCTION with keyword inputs, all under
+        torch.inference_mode() (execution.py wraps every prompt in it, so tensors made there, model weights
+        loaded by a loader node included, are inference tensors)."""
         node_class = self.nodes[node_id]
-        return getattr(node_class(), node_class.FUNCTION)(**inputs)
+        with torch.inference_mode():
+            return getattr(node_class(), node_class.FUNCTION)(**inputs)
 
     def hook(self, value, total, preview, prompt_id=None, node_id=None) -> None:
         self.progress.append((value, total))

@@ -40,6 +40,15 @@ class OptionInfo:
         return self
 
 
+def options_section(section_identifier, options_dict):
+    """Put every option in a section: (id, label), or (id, label, category id) since v1.7."""
+    for info in options_dict.values():
+        info.section = tuple(section_identifier[:2])
+        if len(section_identifier) == 3:
+            info.category_id = section_identifier[2]
+    return options_dict
+
+
 class Options:
     """Settings store: reading a key that was never registered raises AttributeError, as in the WebUI."""
 

@@ -1,0 +1,266 @@
+"""Start the real ComfyUI and AUTOMATIC1111 servers built by tools/setup_hosts.sh, and talk to them over HTTP.
+
+The hosts live outside the repository, in the folder named by $SWIN2SR_TEST_HOSTS (.ci/run builds it and sets it).
+Each server is one child process listening on 127.0.0.1 on a free port, with every folder it writes to moved into
+a test folder (--base-directory / --data-dir), and this repository linked in as a custom node / extension.
+Clients use only the public HTTP API, as a user's script would: urllib for requests, websocket-client for
+ComfyUI's progress messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+HOSTS_ENV = "SWIN2SR_TEST_HOSTS"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 180  # 15-17 s on an idle 2-core machine; generous for a busy one
+DATA = REPO_ROOT / "tests" / "data"
+REALESRGAN = "realesr-animevideov3.pth"  # shared/fixtures: Real-ESRGAN Compact x4, copied into upscale_models/
+# ComfyUI runs with comfy_adapter's test-only hook: a model forward on more than this many pixels raises
+# out-of-memory. Every other ComfyUI test keeps model inputs at or below 32x32 (1,024 px).
+TEST_OOM_ENV = "SWIN2SR_TEST_OOM_ABOVE_PIXELS"
+OOM_ABOVE_PIXELS = 40 * 40
+
+
+def hosts_dir() -> Path:
+    """The built hosts; skips locally when $SWIN2SR_TEST_HOSTS is unset, fails in CI (CI=true) so that a broken
+    host setup can never pass as a green run."""
+    value = os.environ.get(HOSTS_ENV)
+    reason = None
+    if not value:
+        reason = f"${HOSTS_ENV} is not set (build the hosts with tools/setup_hosts.sh, see README)"
+    elif not (Path(value) / ".setup-complete").is_file():
+        reason = f"${HOSTS_ENV}={value} holds no finished host build (tools/setup_hosts.sh)"
+    if reason is None:
+        return Path(value)
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI must test the real hosts, but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def photo(width: int, height: int) -> Image.Image:
+    """A real photo (the cat crop in tests/data) at the given size: smooth areas and edges, unlike noise."""
+    return Image.open(DATA / "chelsea_crop.png").convert("RGB").resize((width, height), Image.LANCZOS)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# HTTP
+
+
+class HttpError(Exception):
+    """A non-2xx answer, with the body the server sent (the host's own error message)."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"HTTP {status}: {body[:2000]}")
+        self.status = status
+        self.body = body
+
+
+def http(url: str, payload: dict | None = None, timeout: float = 120) -> bytes:
+    """GET (no payload) or POST JSON; returns the body, raises HttpError on an error status."""
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.read()
+    except urllib.error.HTTPError as exc:
+        raise HttpError(exc.code, exc.read().decode(errors="replace")) from None
+
+
+def http_json(url: str, payload: dict | None = None, timeout: float = 120):
+    return json.loads(http(url, payload, timeout) or b"null")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Server processes
+
+
+@dataclass
+class Server:
+    """One host process; `log` keeps its console output for the failure messages."""
+
+    name: str
+    command: list[str]
+    cwd: Path
+    log: Path
+    ready_url: str
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(self.command, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, env={**os.environ, **self.env})
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode} at start:\n{self.tail()}")
+            try:
+                http(self.ready_url, timeout=5)
+                return
+            except (OSError, HttpError):
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not answer within {START_TIMEOUT_S} s:\n{self.tail()}")
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def tail(self, chars: int = 6000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else "(no log)"
+
+
+def link_repository(folder: Path, name: str) -> Path:
+    """This repository as custom_nodes/<name> or extensions/<name>, as a git clone into that folder leaves it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / name
+    link.symlink_to(REPO_ROOT, target_is_directory=True)
+    return link
+
+
+def comfy_server(hosts: Path, base: Path, env: dict[str, str]) -> Server:
+    """ComfyUI 0.3.64 on the CPU with its folders under `base` (custom_nodes, input, output, models, user).
+
+    Its database is a file beside `base`: an in-memory one logs SQLite thread errors on every prompt."""
+    port = free_port()
+    python = hosts / "comfy-venv" / "bin" / "python"
+    command = [str(python), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+               "--base-directory", str(base), "--database-url", f"sqlite:///{base.parent / 'comfyui.db'}"]
+    return Server("ComfyUI", command, hosts / "ComfyUI", base.parent / "comfyui.log",
+                  f"http://127.0.0.1:{port}/system_stats", env)
+
+
+def a1111_server(hosts: Path, data: Path, env: dict[str, str]) -> Server:
+    """AUTOMATIC1111 1.10.1 API-only on the CPU, no SD model, with its data folders under `data`."""
+    port = free_port()
+    python = hosts / "a1111-venv" / "bin" / "python"
+    command = [str(python), "launch.py", "--api", "--nowebui", "--server-name", "127.0.0.1", "--port", str(port),
+               "--skip-prepare-environment", "--skip-torch-cuda-test", "--no-download-sd-model",
+               "--skip-load-model-at-start", "--use-cpu", "all", "--no-half", "--data-dir", str(data)]
+    return Server("A1111", command, hosts / "stable-diffusion-webui", data.parent / "a1111.log",
+                  f"http://127.0.0.1:{port}/sdapi/v1/upscalers", env)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Clients
+
+
+class ComfyClient:
+    """What a script driving ComfyUI does: POST /prompt, follow progress on /ws, read /history, fetch /view."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.url = server.ready_url.rsplit("/", 1)[0]
+        self.client_id = uuid.uuid4().hex
+
+    def queue(self, prompt: dict) -> str:
+        try:
+            answer = http_json(f"{self.url}/prompt", {"prompt": prompt, "client_id": self.client_id})
+        except HttpError as exc:
+            raise AssertionError(f"ComfyUI refused the prompt: {exc}\n{self.server.tail()}") from None
+        return answer["prompt_id"]
+
+    def wait(self, prompt_id: str, timeout: float = 300) -> dict:
+        """The prompt's /history entry once it has finished (successfully or not)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            entry = http_json(f"{self.url}/history/{prompt_id}").get(prompt_id)
+            if entry and entry["status"].get("completed") is not None and entry["status"]["status_str"] in (
+                    "success", "error"):
+                return entry
+            time.sleep(0.2)
+        raise AssertionError(f"prompt {prompt_id} did not finish in {timeout} s\n{self.server.tail()}")
+
+    def run(self, prompt: dict, timeout: float = 300) -> dict:
+        """Queue, wait, and insist on success (the failure shows ComfyUI's own error message and log)."""
+        entry = self.wait(self.queue(prompt), timeout)
+        assert entry["status"]["status_str"] == "success", (
+            f"prompt failed: {error_message(entry)}\n--- ComfyUI log ---\n{self.server.tail()}")
+        return entry
+
+    def images(self, entry: dict, node_id: str) -> list[Image.Image]:
+        """The images a SaveImage/PreviewImage node wrote, downloaded through GET /view."""
+        images = []
+        for item in entry["outputs"][node_id]["images"]:
+            query = urllib.parse.urlencode({k: item[k] for k in ("filename", "subfolder", "type")})
+            images.append(Image.open(io.BytesIO(http(f"{self.url}/view?{query}"))))
+        return images
+
+    def interrupt(self) -> None:
+        http(f"{self.url}/interrupt", {})
+
+    def object_info(self, node_class: str) -> dict:
+        return http_json(f"{self.url}/object_info/{node_class}")[node_class]
+
+    def websocket(self):
+        """A websocket on /ws for this client id: progress and execution messages of our prompts."""
+        import websocket  # websocket-client, the library ComfyUI's own API example script uses
+
+        return websocket.create_connection(f"{self.url.replace('http', 'ws', 1)}/ws?clientId={self.client_id}",
+                                           timeout=60)
+
+
+def error_message(entry: dict) -> str:
+    """ComfyUI's execution_error message (exception type and text) from a /history entry, or ''."""
+    for kind, data in entry["status"].get("messages", []):
+        if kind == "execution_error":
+            return f"{data['exception_type']}: {data['exception_message']}"
+    return ""
+
+
+def status_messages(entry: dict) -> list[str]:
+    return [kind for kind, _ in entry["status"].get("messages", [])]
+
+
+class A1111Client:
+    """What a script driving the WebUI's API does: JSON in and out of /sdapi/v1/..."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.url = server.ready_url.split("/sdapi/")[0]
+
+    def get(self, path: str):
+        return http_json(f"{self.url}{path}")
+
+    def post(self, path: str, payload: dict):
+        return http_json(f"{self.url}{path}", payload, timeout=300)
+
+
+def png_base64(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def image_from_base64(data: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(data)))
