@@ -10,7 +10,7 @@ decides where each unit runs and commits what comes back.
   (`jobs.upscale_frames`), encoded back in order.  So a node needs no shared file system, only the model
   (a builtin, or a checkpoint path that exists on every node).
 - The driver is the only writer.  It commits each output exactly once (temporary file + rename, logged
-  as `wrote PATH` at debug level), so a retried unit never leaves two writes or a half-written file.
+  as `wrote PATH`), so a retried unit never leaves two writes or a half-written file.
 - Fault tolerance is Ray's: actors are restarted when their process dies (`max_restarts=-1`) and the unit
   they held is retried on the fresh process (`max_task_retries`), the defaults Ray Data gives its own
   actor pools.  A unit whose worker dies on every attempt is reported as failed and the job goes on.
@@ -168,7 +168,7 @@ def run_job_on_ray(
             for output in _dispatch(ray, workers, [(i, u) for i, u in units if u.kind != "video"]):
                 if output.data is not None:
                     atomic_write(Path(output.result.unit.destination), lambda f: f.write(output.data))
-                    log.debug("wrote %s", output.result.unit.destination)
+                    log.info("wrote %s", output.result.unit.destination)
                 record(output.index, output.result)
                 if on_output:
                     on_output(output)
@@ -261,7 +261,8 @@ def start_workers(ray, options: JobOptions, cluster: ClusterOptions) -> list:
     """The actors, sized to the cluster; a request the cluster cannot hold is refused before any work."""
     count, threads, resources = worker_shape(ray.cluster_resources(), cluster)
     actor = ray.remote(max_restarts=-1, max_task_retries=UNIT_RETRIES, **resources)(UnitWorker)
-    log.info("ray: %d workers (%s each)", count, ", ".join(f"{v} {k}" for k, v in resources.items()))
+    each = ", ".join(f"{k}={v}" for k, v in resources.items())
+    log.info("ray: %d worker%s, each with %s", count, "s" if count > 1 else "", each)
     return [actor.remote(options, threads) for _ in range(count)]
 
 
