@@ -38,6 +38,7 @@ CASES = {  # name: (config, height, width); the target case first
     "lightweight_x2-128x128": ("lightweight_x2", 128, 128),
 }
 TIMED = ("spandrel-fp32", "ours-fp32", "ours-bf16")  # interleaved, every round
+LEVERS = ("ours-fp32-compile", "ours-bf16-compile")  # --levers: opt-in variants, timed in the same rounds
 TARGET_CASE = "classical_x4-128x128"
 TARGETS = {"fp32": 2.0, "bf16": 3.5}
 FP32_ERROR_FACTOR = 4.0
@@ -53,7 +54,7 @@ def build(impl: str, config_name: str):
 
     config = OFFICIAL_CONFIGS[config_name]
     state = random_official_state_dict(config, seed=0)
-    family, precision = impl.split("-")
+    family, precision = impl.split("-")[:2]
     dtype = {"fp32": torch.float32, "fp64": torch.float64, "bf16": torch.bfloat16}[precision]
     if family == "spandrel":
         import spandrel
@@ -73,25 +74,22 @@ def rss_mib() -> float:
 def worker(args: argparse.Namespace) -> None:
     import torch
 
-    from swin2sr import engine
-
     torch.set_num_threads(args.threads)
-    engine.ATTENTION_KERNELS["cpu"] = args.attention
     config_name, height, width = CASES[args.case]
     model, dtype = build(args.impl, config_name)
     x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0)).to(dtype)
     loaded_rss = rss_mib()
     times = []
     with torch.no_grad():
-        for i in range(args.repeat + 1):  # the first call warms up (oneDNN kernels, caches)
+        for i in range(args.repeat + 1):  # the first call warms up (oneDNN kernels, caches, compilation)
             start = time.perf_counter()
             out = model(x)
-            if i:
-                times.append(time.perf_counter() - start)
+            times.append(time.perf_counter() - start)
+    first, times = times[0], times[1:]
     if args.save:
         torch.save(out.float(), args.save)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"times": times, "peak_rss_mib": peak, "loaded_rss_mib": loaded_rss}))
+    print(json.dumps({"times": times, "first_s": first, "peak_rss_mib": peak, "loaded_rss_mib": loaded_rss}))
 
 
 # ---------------------------------------------------------------- driver
@@ -102,7 +100,8 @@ def run_worker(case: str, impl: str, opts: argparse.Namespace, repeat: int, save
     cmd += ["--repeat", str(repeat), "--attention", opts.attention]
     if save is not None:
         cmd += ["--save", str(save)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(opts.threads)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(opts.threads),
+           "SWIN2SR_ATTENTION": opts.attention, "SWIN2SR_COMPILE": "1" if impl.endswith("-compile") else ""}  # fmt: skip
     done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -114,10 +113,11 @@ def max_diff(a: Path, b: Path) -> float:
 
 
 def measure_case(case: str, opts: argparse.Namespace, tmp: Path) -> dict:
-    runs: dict[str, list[dict]] = {impl: [] for impl in TIMED}
-    files = {impl: tmp / f"{case}-{impl}.pt" for impl in (*TIMED, "spandrel-fp64", "spandrel-bf16")}
+    timed = (*TIMED, *(LEVERS if opts.levers else ()))
+    runs: dict[str, list[dict]] = {impl: [] for impl in timed}
+    files = {impl: tmp / f"{case}-{impl}.pt" for impl in (*timed, "spandrel-fp64", "spandrel-bf16")}
     for round_ in range(opts.rounds):
-        for impl in TIMED:
+        for impl in timed:
             save = files[impl] if round_ == 0 else None
             runs[impl].append(run_worker(case, impl, opts, opts.repeat, save))
     run_worker(case, "spandrel-fp64", opts, 1, files["spandrel-fp64"])
@@ -129,7 +129,10 @@ def measure_case(case: str, opts: argparse.Namespace, tmp: Path) -> dict:
             "best_s": min(times),
             "peak_rss_mib": min(run["peak_rss_mib"] for run in impl_runs),
             "loaded_rss_mib": min(run["loaded_rss_mib"] for run in impl_runs),
+            "first_call_s": max(run["first_s"] for run in impl_runs),
         }
+        if impl in LEVERS:  # the same computation as the base implementation, up to rounding
+            result[impl]["diff_vs_base"] = max_diff(files[impl], files[impl.rsplit("-", 1)[0]])
     result["fp32_diff"] = max_diff(files["ours-fp32"], files["spandrel-fp32"])
     result["fp32_tolerance"] = FP32_ERROR_FACTOR * max_diff(files["spandrel-fp32"], files["spandrel-fp64"])
     result["bf16_diff"] = max_diff(files["ours-bf16"], files["ours-fp32"])
@@ -161,6 +164,22 @@ def table(results: list[dict]) -> str:
             f"| {sp['peak_rss_mib']:.0f} / {o32['peak_rss_mib']:.0f} / {o16['peak_rss_mib']:.0f} "
             f"| {r['fp32_diff']:.2e} ({r['fp32_tolerance']:.2e}) | {bf16_note} |"
         )
+    return "\n".join(lines)
+
+
+def lever_table(results: list[dict]) -> str:
+    """Each opt-in variant against its base and spandrel, from the same interleaved rounds."""
+    lines = ["| case | variant | median s | speed-up vs spandrel fp32 | vs without the lever | first call s | max diff vs base |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in results:
+        for impl in ("ours-fp32", "ours-bf16", *LEVERS):
+            base = impl.rsplit("-", 1)[0] if impl in LEVERS else impl
+            row = r[impl]
+            lines.append(
+                f"| {r['case']} | {impl} | {row['median_s']:.3f} | {speedup(r, impl):.2f}x "
+                f"| {r[base]['median_s'] / row['median_s']:.2f}x | {row['first_call_s']:.1f} "
+                f"| {row.get('diff_vs_base', 0.0):.2e} |"
+            )
     return "\n".join(lines)
 
 
@@ -208,6 +227,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="timed calls per process, after one warm-up call")
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
     parser.add_argument("--attention", default="matmul", choices=("matmul", "sdpa"), help="CPU attention kernel")
+    parser.add_argument("--levers", action="store_true", help=f"also time the opt-in variants {LEVERS}")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--case", help=argparse.SUPPRESS)
@@ -231,6 +251,8 @@ def main() -> None:
             if opts.json:
                 opts.json.write_text(json.dumps(results, indent=2))
     print(summary(results))
+    if opts.levers:
+        print(lever_table(results))
 
 
 if __name__ == "__main__":

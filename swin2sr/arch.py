@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import engine
+from . import engine, tuning
 from .attention import WindowAttention
 
 NUM_FEAT = 64  # width of every upsampler head, hard-coded in the official code
@@ -248,9 +248,10 @@ class Swin2SR(nn.Module):
     which half-precision convolutions take as is (`engine.conv_layout`).
     """
 
-    # Tokens per attention/MLP chunk: bounds the intermediates (~30 MB in fp32) while keeping the number of kernel
-    # launches per block low; each launch is a sync point for the worker threads, which costs most on a busy CPU.
-    chunk_tokens = 8192
+    # Tokens per attention/MLP chunk; None: the device's choice (`swin2sr.tuning`, 8192 on the CPU).  Chunks
+    # bound the intermediates while keeping the number of kernel launches per block low.  The planner sets it
+    # for a run on CUDA (bounded by its memory budget); tests set it to exercise chunk boundaries.
+    chunk_tokens: int | None = None
 
     def __init__(self, config: Swin2SRConfig) -> None:
         super().__init__()
@@ -300,7 +301,8 @@ class Swin2SR(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Shallow features [B, C, H, W] (channels-last) -> deep features [B, C, H, W] (channels-last)."""
         b, _, h, w = x.shape
-        layout = WindowLayout(b, h, w, self.config.window_size, self.chunk_tokens, x.device)
+        chunk = self.chunk_tokens or tuning.chunk_tokens(x.device.type)
+        layout = WindowLayout(b, h, w, self.config.window_size, chunk, x.device)
         y = self.patch_embed(x.permute(0, 2, 3, 1))
         for layer in self.layers:
             y = layer(y, layout)

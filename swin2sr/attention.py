@@ -124,7 +124,12 @@ class WindowAttention(nn.Module):
 
     def cosine_qk(self, qk: torch.Tensor) -> torch.Tensor:
         """Unit-normalise q and k [2, W, heads, N, d] in one pass, with the clamped exp(logit_scale) folded into q."""
-        inv_norm = torch.linalg.vector_norm(qk, dim=-1, keepdim=True).clamp_min(NORM_EPS).reciprocal()
-        scale = torch.clamp(self.logit_scale, max=LOGIT_SCALE_MAX).exp().to(qk.dtype)
-        factor = inv_norm * torch.stack((scale, torch.ones_like(scale)))[:, None]
-        return qk * factor
+        return engine.maybe_compiled(cosine_qk, qk.device.type)(qk, self.logit_scale)
+
+
+def cosine_qk(qk: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """See `WindowAttention.cosine_qk` (a plain function, so one compiled version serves every block)."""
+    inv_norm = torch.linalg.vector_norm(qk, dim=-1, keepdim=True).clamp_min(NORM_EPS).reciprocal()
+    scale = torch.clamp(logit_scale, max=LOGIT_SCALE_MAX).exp().to(qk.dtype)
+    factor = inv_norm * torch.stack((scale, torch.ones_like(scale)))[:, None]
+    return qk * factor

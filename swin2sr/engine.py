@@ -8,7 +8,8 @@ that the choice of kernel lives in one place:
   to MKL, which runs AVX2 code on AMD processors; the prepacked oneDNN kernel
   measured about 2x faster for these shapes (4096 x 180 x 540 matmuls).
   GELU is fused into the matmul the same way.
-* `window_attention`: on CUDA `F.scaled_dot_product_attention` (its
+* `window_attention`: the kernel `swin2sr.tuning` chooses per device: on CUDA
+  `F.scaled_dot_product_attention` with the head dim padded to 32 (its
   memory-efficient kernel keeps no score tensor); on CPU batched matmul +
   in-place softmax + matmul, which measured 3-5x faster than SDPA for these
   shapes (64 tokens, head dim 30, a per-head bias).
@@ -26,12 +27,16 @@ whose tensors have no version counter.
 
 from __future__ import annotations
 
+import functools
 import logging
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.weak import WeakIdKeyDictionary
+
+from . import tuning
 
 logger = logging.getLogger("swin2sr")
 
@@ -108,12 +113,6 @@ def conv_layout(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous()
 
 
-# Attention kernel per device type, by measurement (benchmarks/bench_engine.py --attention sdpa re-measures):
-# on a 2-core AMD EPYC, SDPA took 3-5x longer than matmul + softmax + matmul for 64-token windows.
-# Devices not listed use SDPA, whose memory-efficient CUDA kernel never materialises the scores.
-ATTENTION_KERNELS = {"cpu": "matmul"}
-
-
 def window_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tables: torch.Tensor, runs: list[tuple[int, int, int]]
 ) -> torch.Tensor:
@@ -121,21 +120,82 @@ def window_attention(
 
     Windows [a, b) take the bias `tables[t]` [heads, N, N] for each (a, b, t)
     in `runs`: the position bias plus, for shifted windows, their shift-mask
-    pattern.  The tables are float32 when q is half precision: logits reach
-    +-100, where a bf16 step is 0.5, so the bias is added and the softmax taken
-    in float32 (one rounding of the logits instead of three, as in the
-    official code run in bf16).
+    pattern.  The kernel is the device's (`tuning.for_device`).  The tables are
+    float32 when q is half precision: logits reach +-100, where a bf16 step is
+    0.5, so the matmul kernel adds the bias and takes the softmax in float32.
+    SDPA takes the bias in q's dtype (see `sdpa_attention`).
     """
-    if ATTENTION_KERNELS.get(q.device.type, "sdpa") == "sdpa":
-        return torch.cat(
-            [F.scaled_dot_product_attention(q[a:b], k[a:b], v[a:b], attn_mask=tables[t].to(q.dtype), scale=1.0)
-             for a, b, t in runs]
-        )
+    choice = tuning.for_device(q.device.type)
+    if choice.attention == "sdpa":
+        return sdpa_attention(q, k, v, tables, runs, choice.head_multiple)
+    if choice.compile and not torch.is_grad_enabled():
+        core = maybe_compiled(_attention_core, q.device.type)
+        return torch.cat([core(q[a:b], k[a:b], v[a:b], tables[t]) for a, b, t in runs])
     scores = _add_bias(torch.matmul(q, k.transpose(-2, -1)), tables, runs)
     if torch.is_grad_enabled():
         return torch.softmax(scores, dim=-1).to(v.dtype) @ v
     torch.ops.aten._softmax.out(scores, -1, False, out=scores)  # in place: the kernel works row by row
     return torch.matmul(scores.to(v.dtype), v)
+
+
+def _attention_core(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """The matmul kernel for one run of windows sharing `table`, written for torch.compile to fuse."""
+    scores = torch.matmul(q, k.transpose(-2, -1)).to(table.dtype) + table
+    return torch.matmul(torch.softmax(scores, dim=-1).to(v.dtype), v)
+
+
+def maybe_compiled(fn: Callable, device_type: str) -> Callable:
+    """`fn`, or its torch.compile'd twin when the device's tuning asks for it (opt-in) and autograd is off."""
+    if tuning.for_device(device_type).compile and not torch.is_grad_enabled():
+        return _compiled(fn)
+    return fn
+
+
+@functools.cache
+def _compiled(fn: Callable) -> Callable:
+    """`fn` compiled once per process; sizes are dynamic, so chunks and tiles of any size reuse the kernels."""
+    return torch.compile(fn, dynamic=True)
+
+
+BIAS_CENTRE = 8.0  # middle of the position bias range (16 * sigmoid): see sdpa_attention
+
+
+def sdpa_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    tables: torch.Tensor,
+    runs: list[tuple[int, int, int]],
+    head_multiple: int = 1,
+) -> torch.Tensor:
+    """`window_attention` through `F.scaled_dot_product_attention`, head dim zero-padded to `head_multiple`.
+
+    Zero columns in q and k add nothing to q.k, and zero columns in v give
+    zero output columns, which are cut off: the padding changes no value, it
+    only makes the head dim eligible for the memory-efficient CUDA kernel (30 -> 32).
+    SDPA wants the bias in q's dtype; the kernels add it to float32 scores, so
+    only the bias itself is rounded.  In half precision it is first centred
+    (minus BIAS_CENTRE: the position bias is 16 * sigmoid, in 0..16, so this
+    halves its magnitude and its rounding error; softmax ignores a constant).
+    On the trained builtin-x4 the rounded bias alone costs 90 dB (bf16) / 107 dB
+    (fp16) uncentred and 103 / 121 dB centred, against 57 / 76 dB for the whole
+    model in bf16 / fp16 (`tests/test_engine_tuning.py` keeps it >= 45 dB).
+    Masked entries (near -100) weigh exp(-84) or less whatever their rounding.
+    """
+    d = q.shape[-1]
+    pad = -d % head_multiple
+    if pad:
+        q, k, v = (F.pad(t, (0, pad)) for t in (q, k, v))
+    masks = sdpa_mask(tables, q.dtype)
+    out = torch.cat(
+        [F.scaled_dot_product_attention(q[a:b], k[a:b], v[a:b], attn_mask=masks[t], scale=1.0) for a, b, t in runs]
+    )
+    return out[..., :d] if pad else out
+
+
+def sdpa_mask(tables: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The bias tables as SDPA takes them: in `dtype`, centred first when that rounds them (see sdpa_attention)."""
+    return tables if tables.dtype == dtype else (tables - BIAS_CENTRE).to(dtype)
 
 
 def _add_bias(scores: torch.Tensor, tables: torch.Tensor, runs: list[tuple[int, int, int]]) -> torch.Tensor:

@@ -8,10 +8,14 @@ calibrate; tests/test_tiling_memory.py keeps it within 20%):
 
 * body (the Swin stages): the residual stream and its regathered copies and the
   long skip, STREAM_PER_CHANNEL * C per token, plus one chunk of at most
-  `Swin2SR.chunk_tokens` tokens in flight: qkv, MLP hidden, outputs
-  (CHUNK_PER_CHANNEL * C) and, unless the device's attention kernel never
-  materialises them (SDPA's memory-efficient kernel on CUDA), the h * M^2
-  attention scores per token (C = embed_dim, h = heads, M = window).
+  `tuning.chunk_tokens` tokens in flight: qkv, MLP hidden, outputs
+  (CHUNK_PER_CHANNEL * C) and the attention kernel's own: with the CPU's
+  matmul kernel the h * M^2 attention scores per token (C = embed_dim,
+  h = heads, M = window); with SDPA (CUDA), which keeps no scores, the padded
+  q/k/v copies and outputs, SDPA_PER_CHANNEL * C + SDPA_PER_HEAD * h (a fit,
+  on the CPU with the CUDA path forced and a score-free stand-in for the
+  kernel: within 1% for the released configurations, +8% for the builtin shape;
+  benchmarks/gpu_check.py measures the real kernels).
 * head: the upsampler's full-resolution tensors, HEAD_FACTOR * 64 * s^2 per
   token (pixelshuffle: conv output + shuffled copy + layout copies).
   The peak is max(body, head): the body's tensors are freed before the head runs.
@@ -27,17 +31,17 @@ from typing import Callable
 
 import torch
 
-from . import system
+from . import system, tuning
 from .arch import Swin2SR, Swin2SRConfig
 from .foreign import ModelLike, as_model
 
 NUM_FEAT = 64
 STREAM_PER_CHANNEL = 2.5
 CHUNK_PER_CHANNEL = 7
+SDPA_PER_CHANNEL = 2.5
+SDPA_PER_HEAD = 40
 # Per-upsampler head multiplier of 64*s^2 elements per token (measured on this engine, see module docstring).
 HEAD_FACTOR = {"pixelshuffle": 2.27, "pixelshuffle_aux": 3.5, "nearest+conv": 3.2, "pixelshuffledirect": 0.1, "": 0.0}
-# Devices whose attention kernel keeps no score matrix (engine.ATTENTION_KERNELS: SDPA everywhere but the CPU).
-SCORELESS_DEVICES = ("cuda",)
 # Foreign models: elements per LR pixel, conservative for ESRGAN/Compact-style heads at full resolution.
 GENERIC_BASE_ELEMENTS = 1024
 GENERIC_HEAD_ELEMENTS = 4 * NUM_FEAT  # times scale^2
@@ -52,13 +56,21 @@ def dtype_size(dtype: torch.dtype) -> int:
     return torch.empty((), dtype=dtype).element_size()
 
 
-def activation_elements(config, pixels: int, batch: int = 1, device_type: str = "cpu") -> int:
-    """Peak activation elements for `batch` tiles of `pixels` padded input pixels each."""
+def activation_elements(
+    config, pixels: int, batch: int = 1, device_type: str = "cpu", chunk_tokens: int | None = None
+) -> int:
+    """Peak activation elements for `batch` tiles of `pixels` padded input pixels each.
+
+    `chunk_tokens`: the chunk size the run will use (default: the device's, `tuning.chunk_tokens`).
+    """
     c, m, s = config.embed_dim, config.window_size, config.scale
     tokens = pixels * batch
-    scores = 0 if device_type in SCORELESS_DEVICES else max(config.num_heads) * m * m
-    chunk = min(tokens, Swin2SR.chunk_tokens)
-    body = STREAM_PER_CHANNEL * c * tokens + (CHUNK_PER_CHANNEL * c + scores) * chunk
+    if tuning.for_device(device_type).attention == "sdpa":
+        attention = SDPA_PER_CHANNEL * c + SDPA_PER_HEAD * max(config.num_heads)
+    else:
+        attention = max(config.num_heads) * m * m
+    chunk = min(tokens, chunk_tokens or tuning.chunk_tokens(device_type))
+    body = STREAM_PER_CHANNEL * c * tokens + (CHUNK_PER_CHANNEL * c + attention) * chunk
     head = HEAD_FACTOR.get(config.upsampler, 3.5) * NUM_FEAT * s * s * tokens
     return int(max(body, head) + (3 + 3 * s * s) * tokens)
 
@@ -74,6 +86,7 @@ def estimate_memory(
     batch: int = 1,
     dtype: torch.dtype = torch.float32,
     device="cpu",
+    chunk_tokens: int | None = None,
 ) -> int:
     """Predicted peak device bytes (weights + activations) for one forward of `batch` tiles on `device`.
 
@@ -93,7 +106,18 @@ def estimate_memory(
     else:
         weights = parameter_count(config) * size
     pixels = padded(tile_h, config.window_size) * padded(tile_w, config.window_size)
-    return weights + activation_elements(config, pixels, batch, torch.device(device).type) * size
+    return weights + activation_elements(config, pixels, batch, torch.device(device).type, chunk_tokens) * size
+
+
+def budget_chunk_tokens(config: Swin2SRConfig | torch.nn.Module, dtype: torch.dtype, device, budget: int) -> int:
+    """Tokens per chunk for a run under `budget` bytes: the device's choice, on CUDA at most a share of the budget."""
+    device_type = torch.device(device).type
+    if not isinstance(config, Swin2SRConfig):
+        config = getattr(config, "config", None)
+    if config is None:  # a foreign model: no chunks
+        return tuning.chunk_tokens(device_type)
+    per_token = CHUNK_PER_CHANNEL * config.embed_dim * dtype_size(dtype)
+    return tuning.chunk_tokens(device_type, int(budget * tuning.CHUNK_BUDGET_SHARE) // per_token)
 
 
 def parameter_count(config) -> int:

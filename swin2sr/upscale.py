@@ -60,6 +60,7 @@ class UpscalePlan:
     budget_bytes: int
     free_bytes: int
     tile_source: str  # "auto", "argument" or "TILE_SIZE"
+    chunk_tokens: int = 0  # tokens per attention/MLP chunk for Swin2SR models (swin2sr.tuning, bounded by the budget)
 
     @property
     def precision(self) -> str:
@@ -202,9 +203,10 @@ def plan_upscale(
     mh, mw = prescaled_size(height, width, scale, max_input_size)
     budget, free = memory.memory_budget(device, memory_budget, free_memory)
     multiple = tile_multiple(model)
+    chunk = memory.budget_chunk_tokens(model, dtype, device, budget)
 
     def cost(grid, k: int = 1) -> int:
-        return memory.estimate_memory(model, grid.tile_h, grid.tile_w, k, dtype, device)
+        return memory.estimate_memory(model, grid.tile_h, grid.tile_w, k, dtype, device, chunk)
 
     def grid_of(side: int):
         return tile_grid(mh, mw, side, overlap, scale, multiple)
@@ -217,7 +219,7 @@ def plan_upscale(
         source = "auto"
         # the forecast for a tile side before balancing grows with the side: searchable, and balancing only shrinks
         side = _largest_fitting_tile(
-            lambda t: memory.estimate_memory(model, min(t, mh), min(t, mw), 1, dtype, device),
+            lambda t: memory.estimate_memory(model, min(t, mh), min(t, mw), 1, dtype, device, chunk),
             max(mh, mw), multiple, budget,
         )
     side = min(side, memory.padded(max(mh, mw), multiple))
@@ -243,6 +245,7 @@ def plan_upscale(
         budget_bytes=budget,
         free_bytes=free,
         tile_source=source,
+        chunk_tokens=chunk,
     )
 
 
@@ -380,7 +383,7 @@ def tile_runner(
 
     Whoever consumes `runner.rows(image)` decides where the rows go (a buffer, a streaming file).
     """
-    with _prepared(model, plan.device, plan.dtype, report) as forward:
+    with _prepared(model, plan.device, plan.dtype, report, plan.chunk_tokens) as forward:
         runner = TileRunner(
             forward, plan.scale, tile_multiple(model), plan.tile, plan.tiles_per_batch, plan.overlap,
             oom=is_oom or default_is_oom, on_oom=lambda: _release(plan.device), progress=progress,
@@ -411,10 +414,14 @@ class _prepared:
     (lossless).  Another dtype runs on a cast copy: casting the caller's weights
     to half and back would round them for good.  A half-precision batch whose
     output is not finite is redone in fp32 (engine.run_with_fallback) and counted.
+    A Swin2SR model runs with the plan's chunk size, set for the run only.
     """
 
-    def __init__(self, model, device: torch.device, dtype: torch.dtype, report: UpscaleReport) -> None:
+    def __init__(
+        self, model, device: torch.device, dtype: torch.dtype, report: UpscaleReport, chunk_tokens: int = 0
+    ) -> None:
         self.model, self.device, self.dtype, self.report = model, device, dtype, report
+        self.chunk_tokens = chunk_tokens
 
     def __enter__(self) -> Callable[[torch.Tensor], torch.Tensor]:
         params = list(self.model.parameters()) if hasattr(self.model, "parameters") else []
@@ -423,6 +430,9 @@ class _prepared:
             self.model.to(self.device)
         same = not params or params[0].dtype == self.dtype
         self.runner = self.model if same else copy.deepcopy(self.model).to(dtype=self.dtype)
+        self.saved_chunk = getattr(self.runner, "chunk_tokens", False)
+        if self.saved_chunk is not False and self.chunk_tokens:
+            self.runner.chunk_tokens = self.chunk_tokens
         return self._forward
 
     def _forward(self, tiles: torch.Tensor) -> torch.Tensor:
@@ -433,6 +443,8 @@ class _prepared:
         return out.float().cpu()
 
     def __exit__(self, *exc) -> None:
+        if self.saved_chunk is not False and self.chunk_tokens:
+            self.runner.chunk_tokens = self.saved_chunk
         self.runner = None
         if self.home is not None and self.home != self.device:
             self.model.to(self.home)
