@@ -8,12 +8,15 @@ from .loader import BUILTIN_MODELS, CheckpointError, builtin_model_files, load_m
 from .memory import estimate_memory, memory_budget
 from .pipelines import PipelineReport, RefinedRegion, TwoStageReport, refine_faces, two_stage
 from .tiling import UpscaleCancelled, is_oom
-from .upscale import UpscalePlan, UpscaleReport, plan_upscale, sharpen, target_size, upscale
+from .upscale_files import FileReport, upscale_file
+from .postprocess import sharpen, target_size
+from .upscale import UpscalePlan, UpscaleReport, plan_upscale, upscale
 
 __all__ = [
     "BUILTIN_MODELS",
     "CheckpointError",
     "FaceBox",
+    "FileReport",
     "ModelLike",
     "PipelineReport",
     "RefinedRegion",
@@ -38,4 +41,5 @@ __all__ = [
     "target_size",
     "two_stage",
     "upscale",
+    "upscale_file",
 ]

@@ -14,9 +14,11 @@ into the output -- no weight buffer, no hard cut.  Pixels right at a tile's
 edge (the least context) get weight zero when the overlap is wider than the ramp.
 
 Runner: tiles go through the model in batches, row by row, into a `StripCanvas`
-that holds only the output rows still being blended and writes finished rows
-into the caller's preallocated buffer.  When a batch runs out of memory it is
-split (fewer tiles per batch); at one tile per batch the tile side is halved
+that holds only the output rows still being blended; `TileRunner.rows` yields
+each band of rows as soon as every tile touching it is added, so the caller
+decides where rows go (`fill` a preallocated buffer, or a streaming file
+writer: swin2sr.upscale_files); one runner serves both.  When a batch runs out
+of memory it is split (fewer tiles per batch); at one tile per batch the tile side is halved
 and each remaining tile is computed as a tiled image of its own with the smaller
 tiles -- finished tiles are kept, later tiles use the size that worked.
 """
@@ -24,6 +26,7 @@ tiles -- finished tiles are kept, later tiles use the size that worked.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -170,36 +173,68 @@ def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
 
 
 class StripCanvas:
-    """Float32 accumulator for the output rows still being blended; finished rows go to `out` ([C, H, W])."""
+    """Blends one row of tiles at a time and hands out its finished rows in the output's dtype.
 
-    def __init__(self, out: torch.Tensor, final: bool = True) -> None:
-        self.out = out
-        self.final = final  # final output: clamp and round; an intermediate tile: keep raw values
-        self.top = 0
-        self.buf = out.new_zeros((out.shape[0], 0, out.shape[2]), dtype=torch.float32)
+    Float32 sums are kept per column block (from one tile column's left edge to the next one's),
+    for the rows from the first unfinished row down to the bottom of the tiles added so far.
+    Tiles arrive left to right, so once the tile starting a block is added, the block's rows
+    above the next tile row are final: they are stored right away (clamped and rounded when
+    `final`, raw otherwise) into the band handed out at the end of the row.  What stays in
+    float32 is the overlap with the next tile row plus about one tile, not a band of the width.
+    """
+
+    def __init__(self, height: int, width: int, starts: list[int], dtype: torch.dtype, final: bool = True) -> None:
+        self.height, self.width, self.dtype, self.final = height, width, dtype, final
+        rights = [min(x, width) for x in starts[1:]] + [width]
+        self.edges = list(zip([0, *rights[:-1]], rights))  # [left, right) of each block
+        self.blocks = [torch.zeros((3, 0, right - left)) for left, right in self.edges]
+        self.top = self.until = 0
+        self.band: torch.Tensor | None = None
 
     def add(self, y: int, x: int, values: torch.Tensor) -> None:
-        """Add weighted tile output `values` [C, h, w] at output position (y, x); what falls outside `out` is dropped."""
-        values = values[:, : self.out.shape[1] - y, : self.out.shape[2] - x]
+        """Add weighted tile output `values` [3, h, w] at output position (y, x); what falls outside is dropped."""
+        values = values[:, : self.height - y, : self.width - x]
         bottom = y + values.shape[1]
-        if bottom > self.top + self.buf.shape[1]:
-            grown = self.buf.new_zeros((self.buf.shape[0], bottom - self.top, self.buf.shape[2]))
-            grown[:, : self.buf.shape[1]] = self.buf
-            self.buf = grown
-        self.buf[:, y - self.top : bottom - self.top, x : x + values.shape[2]] += values
+        for c, (left, right) in enumerate(self.edges):
+            lo, hi = max(left, x), min(right, x + values.shape[2])
+            if lo < hi:
+                block = self._reach(c, bottom)
+                block[:, y - self.top : bottom - self.top, lo - left : hi - left] += values[:, :, lo - x : hi - x]
 
-    def flush(self, until: int) -> None:
-        """Rows above `until` are final: store them and drop them from the strip."""
-        until = min(until, self.out.shape[1])
-        n = until - self.top
-        if n <= 0:
-            return
+    def _reach(self, c: int, bottom: int) -> torch.Tensor:
+        """Block `c`, grown with zero rows down to output row `bottom`."""
+        block = self.blocks[c]
+        if bottom > self.top + block.shape[1]:
+            grown = block.new_zeros((3, bottom - self.top, block.shape[2]))
+            grown[:, : block.shape[1]] = block
+            self.blocks[c] = block = grown
+        return block
+
+    def finish_block(self, c: int, until: int) -> None:
+        """Rows above `until` of block `c` are final: store them into the band and drop them from the block."""
+        self.until = min(until, self.height)
+        n = self.until - self.top
+        if self.band is None:
+            self.band = torch.empty((3, n, self.width), dtype=self.dtype)
+        left, right = self.edges[c]
+        done, self.blocks[c] = self._reach(c, self.until)[:, :n], self.blocks[c][:, n:].clone()
         if self.final:
-            images.store(self.out[:, self.top : until], self.buf[:, :n])
+            images.store(self.band[:, :, left:right], done)
         else:
-            self.out[:, self.top : until] = self.buf[:, :n]
-        self.buf = self.buf[:, n:].clone()
-        self.top = until
+            self.band[:, :, left:right] = done
+
+    def take(self) -> torch.Tensor:
+        """The finished rows of this tile row ([3, n, width] in the output dtype); the next row starts below."""
+        band, self.band, self.top = self.band, None, self.until
+        return band
+
+
+def fill(out: torch.Tensor, bands: Iterable[torch.Tensor]) -> None:
+    """Copy row bands (top to bottom) into `out` [C, H, W]."""
+    top = 0
+    for band in bands:
+        out[:, top : top + band.shape[1]] = band
+        top += band.shape[1]
 
 
 @dataclass
@@ -243,14 +278,24 @@ class TileRunner:
         self.stats = RunStats()
         self.min_tile = max(MIN_TILE, multiple)
 
+    def rows(self, image: torch.Tensor, dtype: torch.dtype = torch.float32) -> Iterator[torch.Tensor]:
+        """Upscale one image [1, 3, H, W]; yields its output rows top to bottom, as soon as they are blended.
+
+        image: float 0..1, or uint8 (converted a batch of tiles at a time, so no float copy of a
+        large 8-bit input is needed).  Each band is [3, n, W*s] in `dtype`, clamped to 0..1 and,
+        for uint8, scaled to 0..255 and rounded (`images.store`); together they cover the H*s rows once.
+        """
+        return self._rows(image, self.tile, dtype, top_level=True)
+
     def run(self, image: torch.Tensor, out: torch.Tensor) -> None:
         """Upscale one image [1, 3, H, W] into `out` [3, H*s, W*s] (any dtype; values stored clamped)."""
-        self._run(image, out, self.tile, top_level=True)
+        fill(out, self.rows(image, out.dtype))
 
-    def _run(self, image: torch.Tensor, out: torch.Tensor, tile: int, top_level: bool) -> None:
+    def _rows(self, image: torch.Tensor, tile: int, dtype: torch.dtype, top_level: bool) -> Iterator[torch.Tensor]:
+        height, width = image.shape[-2] * self.scale, image.shape[-1] * self.scale
         image = pad_to_multiple(image, self.multiple)
         grid = tile_grid(image.shape[-2], image.shape[-1], tile, self.overlap, self.scale, self.multiple)
-        canvas = StripCanvas(out, final=top_level)
+        canvas = StripCanvas(height, width, [x * self.scale for x in grid.xs], dtype, final=top_level)
         pending = grid.tiles()
         i = 0
         while i < len(pending):
@@ -263,8 +308,9 @@ class TileRunner:
                     continue
             for tile_, values in zip(pending[i : i + len(results)], results):
                 canvas.add(tile_.y * self.scale, tile_.x * self.scale, values * grid.weight(tile_))
+                canvas.finish_block(tile_.col, grid.next_row_top(tile_))
                 if tile_.last_in_row:
-                    canvas.flush(grid.next_row_top(tile_))
+                    yield canvas.take()
             i += len(results)
             if top_level:
                 self.stats.tiles_done += len(results)
@@ -277,7 +323,7 @@ class TileRunner:
     def _try_batch(self, image: torch.Tensor, grid: Grid, chunk: list[Tile]) -> torch.Tensor | None:
         """The model's output for `chunk`, or None after an out-of-memory (batch or tile reduced: retry)."""
         try:
-            result = self.forward(torch.cat([self._crop(image, grid, t) for t in chunk]))
+            result = self.forward(images.to_unit_float(torch.cat([self._crop(image, grid, t) for t in chunk])))
             self.stats.forwards += 1
             return result
         except Exception as exc:  # noqa: BLE001 - anything that is not an OOM is re-raised untouched
@@ -307,7 +353,7 @@ class TileRunner:
         """One tile of `grid` computed as an image of its own with the current (smaller) tile."""
         crop = self._crop(image, grid, tile)
         values = torch.zeros((3, grid.tile_h * self.scale, grid.tile_w * self.scale))
-        self._run(crop, values, self.tile, top_level=False)
+        fill(values, self._rows(crop, self.tile, torch.float32, top_level=False))
         return values
 
     def _check_cancel(self) -> None:

@@ -1,37 +1,42 @@
 """`upscale()`: the one tiling path for the CLI, every ComfyUI node and the A1111 extension.
 
-Flow: read the image (any kind) -> plan (pre-scale, precision, tile, tiles per
-batch, memory forecast; logged in one line) -> preallocate the host output ->
-run every image through the `TileRunner` -> put alpha/gray back -> return the
+Flow: read the image (any kind) and plan (pre-scale, precision, tile, tiles per
+batch, memory forecast; logged in one line): `read_and_plan` -> run every image
+through the `TileRunner` (`tile_runner`), whose finished row bands go into the
+preallocated host output (`upscale_planned`) or, for files, straight to a
+streaming writer (swin2sr.upscale_files) -> put alpha/gray back -> return the
 caller's kind.  `plan_upscale` runs only the planning step, so hosts can show
 the decision and the final size before any work starts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from . import engine, memory, settings, system
 from .arguments import check_upscale_options, whole_number
 from .foreign import ModelLike, as_model
 from .io import images
-from .tiling import MIN_TILE, TileRunner, UpscaleCancelled, align_down, tile_grid
+from .tiling import MIN_TILE, TileRunner, UpscaleCancelled, align_down, fill, tile_grid
 from .tiling import is_oom as default_is_oom
 
 log = logging.getLogger("swin2sr")
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 MAX_TILES_PER_BATCH = 16
+PLANNING_DEFAULTS = dict(tile="auto", overlap=16, precision="auto", max_input_size=None, memory_budget=None,
+                         free_memory=None, device=None)  # fmt: skip
 UPSCALE_ONLY_OPTIONS = {"progress", "cancel", "is_oom", "output_dtype", "layout", "return_report"}
 
-__all__ = ["UpscaleCancelled", "UpscalePlan", "UpscaleReport", "plan_upscale", "sharpen", "target_size", "upscale"]
+__all__ = ["UpscaleCancelled", "UpscalePlan", "UpscaleReport", "plan_upscale", "upscale", "upscale_planned"]
 
 
 @dataclass
@@ -300,29 +305,84 @@ def upscale(
     return_report: also return an UpscaleReport (str() is the one-line summary).
     """
     started = time.perf_counter()
-    model = as_model(model)
-    check_upscale_options(tile=tile, overlap=overlap, precision=precision, max_input_size=max_input_size,
-                          memory_budget=memory_budget, free_memory=free_memory, device=device)  # fmt: skip
+    model = as_model(model)  # the options are checked by read_and_plan
     for name, function in (("progress", progress), ("cancel", cancel), ("is_oom", is_oom)):
         if function is not None and not callable(function):
             raise TypeError(f"{name} must be a function or None, got {type(function).__name__}")
-    batch, kind = images.read_batch(image, layout)
-    color, alpha = images.split_alpha(batch, kind)
-    plan = plan_upscale(
-        model, color.shape[-2], color.shape[-1], color.shape[0], tile=tile, overlap=overlap,
-        precision=precision, max_input_size=max_input_size, memory_budget=memory_budget,
-        free_memory=free_memory, device=device,
+    job = read_and_plan(
+        model, image, layout=layout, tile=tile, overlap=overlap, precision=precision, max_input_size=max_input_size,
+        memory_budget=memory_budget, free_memory=free_memory, device=device,
     )  # fmt: skip
+    result, report = upscale_planned(model, job, output_dtype=output_dtype, progress=progress, cancel=cancel,
+                                     is_oom=is_oom)  # fmt: skip
+    finish_report(report, started)
+    return (result, report) if return_report else result
+
+
+def upscale_planned(model, job: PlannedInput, *, output_dtype=None, **run) -> tuple[object, UpscaleReport]:
+    """Upscale an image already read and planned (`read_and_plan`) into memory: (result, report).
+
+    run: progress, cancel, is_oom as for `upscale`.  The caller's `job` is emptied (its float
+    input is not needed for the conversion back, which makes a copy of the output).
+    """
+    plan, report = job.plan, UpscaleReport(plan=job.plan)
+    out = images.new_output(plan.batch, *plan.output_size, job.kind, output_dtype)
+    with tile_runner(model, plan, report, **run) as runner:
+        for b in range(plan.batch):
+            fill(out[b], runner.rows(images.resize(job.color[b : b + 1], *plan.model_input_size), out.dtype))
+    alpha = None if job.alpha is None else images.resize_alpha(job.alpha, *plan.output_size)
+    job.color = job.alpha = None
+    return images.finish(out, alpha, job.kind), report
+
+
+@dataclass
+class PlannedInput:
+    """An image read for upscaling: its colour ([B, 3, H, W], float or kept 8-bit), alpha (or None), kind and plan."""
+
+    color: torch.Tensor
+    alpha: torch.Tensor | None
+    kind: images.ImageKind
+    plan: UpscalePlan
+
+
+def read_and_plan(model, image, *, layout: str | None = None, keep_8_bit: bool = False, **planning) -> PlannedInput:
+    """Check the model and options, read any supported image and plan its upscale; warns when it is pre-scaled.
+
+    planning: `plan_upscale`'s options (tile, overlap, precision, max_input_size, memory_budget,
+    free_memory, device).  keep_8_bit: 8-bit images stay uint8 (see `images.read_batch`; the tiler
+    converts a batch of tiles at a time), so a large input has no float copy.
+    """
+    planning = {**PLANNING_DEFAULTS, **planning}
+    as_model(model)  # a one-line error for anything that is not a model, before the image is read
+    check_upscale_options(**planning)
+    batch, kind = images.read_batch(image, layout, keep_8_bit=keep_8_bit)
+    color, alpha = images.split_alpha(batch, kind)
+    plan = plan_upscale(model, color.shape[-2], color.shape[-1], color.shape[0], **planning)
     if plan.prescaled:  # a warning: the user gets less resolution than they may expect
         (h, w), (mh, mw) = plan.input_size, plan.model_input_size
         log.warning(
             "input %dx%d exceeds the single-pass limit (MAX_INPUT_SIZE=%d, output side <= %d): downscaled to %dx%d "
             "first; set MAX_INPUT_SIZE=0 or use the tiled upscale to keep full resolution",
-            w, h, settings.max_input_size(max_input_size), settings.MAX_OUTPUT_SIDE, mw, mh,
+            w, h, settings.max_input_size(planning.get("max_input_size")), settings.MAX_OUTPUT_SIDE, mw, mh,
         )  # fmt: skip
     log.info("%s", plan)
-    report = UpscaleReport(plan=plan)
-    out = images.new_output(plan.batch, *plan.output_size, kind, output_dtype)
+    return PlannedInput(color, alpha, kind, plan)
+
+
+@contextlib.contextmanager
+def tile_runner(
+    model,
+    plan: UpscalePlan,
+    report: UpscaleReport,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    is_oom: Callable[[BaseException], bool] | None = None,
+) -> Iterator[TileRunner]:
+    """The `TileRunner` for `plan`, with the model prepared for it; what it did goes into `report` at the end.
+
+    Whoever consumes `runner.rows(image)` decides where the rows go (a buffer, a streaming file).
+    """
     with _prepared(model, plan.device, plan.dtype, report, plan.chunk_tokens) as forward:
         runner = TileRunner(
             forward, plan.scale, tile_multiple(model), plan.tile, plan.tiles_per_batch, plan.overlap,
@@ -331,23 +391,20 @@ def upscale(
         )  # fmt: skip
         if plan.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(plan.device)
-        for b in range(plan.batch):
-            lr = images.resize(color[b : b + 1], *plan.model_input_size)
-            runner.run(lr, out[b])
+        yield runner
         if plan.device.type == "cuda":
             report.actual_peak_bytes = torch.cuda.max_memory_allocated(plan.device)
-    if alpha is not None:
-        alpha = images.resize_alpha(alpha, *plan.output_size)
-    del batch, color, lr  # the float input is not needed for the conversion back (a PIL copy of the output is)
-    result = images.finish(out, alpha, kind)
     report.tile, report.tiles_per_batch = runner.tile, runner.batch
     report.batch_splits, report.tile_shrinks = runner.stats.batch_splits, runner.stats.tile_shrinks
     report.forwards = runner.stats.forwards
+
+
+def finish_report(report: UpscaleReport, started: float) -> None:
+    """Stamp the time and the peak RSS; log the report when the run had to adapt."""
     report.peak_rss_bytes = system.peak_rss()
     report.seconds = time.perf_counter() - started
     if report.tile_shrinks or report.batch_splits or report.fp32_redos:
         log.info("%s", report)
-    return (result, report) if return_report else result
 
 
 class _prepared:
@@ -397,47 +454,3 @@ def _release(device: torch.device) -> None:
     """Give cached blocks back after an out-of-memory so the smaller retry can use them."""
     if device.type == "cuda":
         torch.cuda.empty_cache()
-
-
-def sharpen(image: torch.Tensor, strength: float) -> torch.Tensor:
-    """Unsharp mask on a float [B, C, H, W] image: x + 2*strength*(x - gaussian_blur(x, sigma 1)), clamped.
-
-    strength 0..0.5 (the node slider; 0 = off, 0.5 = a classic 100% unsharp mask).
-    """
-    if not 0.0 <= strength <= 0.5:
-        raise ValueError(f"sharpen strength must be between 0 and 0.5, got {strength}")
-    if strength == 0:
-        return image
-    radius = 2
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-(x**2) / 2)
-    kernel = (kernel / kernel.sum()).to(image.device, image.dtype)
-    c = image.shape[1]
-    padded = F.pad(image, (radius,) * 4, mode="replicate")
-    blurred = F.conv2d(padded, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    blurred = F.conv2d(blurred, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-    return (image + 2 * strength * (image - blurred)).clamp(0, 1)
-
-
-def target_size(
-    h: int, w: int, scale: int, *, factor: float | None = None, width: int | None = None, height: int | None = None
-) -> tuple[int, int]:
-    """Final (height, width): `factor` times the input, or an exact width and/or height (aspect kept if only one).
-
-    Reached by the model's scale and then a high-quality resize (`images.resize`);
-    with nothing given it is the model's own scale.
-    """
-    if factor is not None:
-        if factor <= 0:
-            raise ValueError(f"scale factor must be positive, got {factor}")
-        return max(1, round(h * factor)), max(1, round(w * factor))
-    for name, value in (("width", width), ("height", height)):
-        if value is not None and value <= 0:
-            raise ValueError(f"target {name} must be positive, got {value}")
-    if width and height:
-        return int(height), int(width)
-    if width:
-        return max(1, round(h * width / w)), int(width)
-    if height:
-        return int(height), max(1, round(w * height / h))
-    return h * scale, w * scale

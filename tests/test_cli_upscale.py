@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import types
 
 import numpy as np
 import pytest
@@ -10,8 +11,7 @@ import torch
 from checkpoints import TINY_CONFIGS, random_official_state_dict
 from PIL import Image
 
-import swin2sr
-from swin2sr import cli
+from swin2sr import cli, upscale_files
 from swin2sr.io import image_files
 
 
@@ -30,23 +30,25 @@ def photo(tmp_path):
     return path
 
 
-class FakeUpscale:
-    """Stands in for swin2sr.upscale so CLI tests stay fast: one direct forward, records what the CLI passed."""
+class FakeUpscaleFile:
+    """Stands in for swin2sr.upscale_file so CLI tests stay fast: one direct forward, records what the CLI passed."""
 
-    def __call__(self, model, image, **options):
+    def __call__(self, model, src, dst, **options):
         self.options = options
+        image, info = image_files.read_image(src)
         x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).permute(2, 0, 1)[None]
         options["progress"](1, 2)
         with torch.no_grad():
             y = model(x).clamp(0, 1)[0].permute(1, 2, 0).mul(255).round().to(torch.uint8).numpy()
         options["progress"](2, 2)
-        return Image.fromarray(y), "tile 16, fake report"
+        image_files.write_image(Image.fromarray(y), dst, info)
+        return types.SimpleNamespace(upscale="tile 16, fake report")
 
 
 @pytest.fixture
 def fake_upscale(monkeypatch):
-    fake = FakeUpscale()
-    monkeypatch.setattr(swin2sr, "upscale", fake, raising=False)
+    fake = FakeUpscaleFile()
+    monkeypatch.setattr(upscale_files, "upscale_file", fake)
     return fake
 
 
@@ -58,11 +60,11 @@ def test_upscale_writes_a_lossless_png_of_the_scaled_size(photo, tiny_model_path
     assert "2/2," in capsys.readouterr().err  # the progress bar
 
 
-def test_upscale_passes_the_processing_flags_to_swin2sr_upscale(photo, tiny_model_path, fake_upscale, tmp_path):
+def test_upscale_passes_the_processing_flags_to_swin2sr_upscale_file(photo, tiny_model_path, fake_upscale, tmp_path):
     args = ["upscale", str(photo), "-o", str(tmp_path / "o.webp"), "--model", str(tiny_model_path)]
     assert cli.main(args + ["--tile", "64", "--overlap", "8", "--precision", "fp32", "--device", "cpu"]) == 0
     assert fake_upscale.options | {"progress": None} == dict(
-        tile=64, overlap=8, precision="fp32", max_input_size=0, device="cpu", progress=None, return_report=True
+        tile=64, overlap=8, precision="fp32", max_input_size=0, device="cpu", progress=None, frames_per_batch=4
     )
     with Image.open(tmp_path / "o.webp") as result:
         assert result.format == "WEBP"
@@ -92,13 +94,12 @@ def test_a_foreign_model_error_is_one_line(photo, realesrgan_compact_path, tmp_p
 
 
 def test_ctrl_c_leaves_no_output_and_no_temporary_file(photo, tiny_model_path, tmp_path, monkeypatch, capsys):
-    def interrupted(*args, **kwargs):
+    def interrupted(*args, **kwargs):  # Ctrl-C while the first rows are being written
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Image.Image, "save", interrupted)
-    monkeypatch.setattr(swin2sr, "upscale", FakeUpscale(), raising=False)
+    monkeypatch.setattr(cli.TextProgressBar, "__call__", interrupted)
     out = tmp_path / "out" / "photo_x2.png"
-    assert cli.main(["upscale", str(photo), "-o", str(out), "--model", str(tiny_model_path)]) == 130
+    assert cli.main(["upscale", str(photo), "-o", str(out), "--model", str(tiny_model_path), "--tile", "8"]) == 130
     assert list(out.parent.iterdir()) == []
     assert "interrupted; nothing was written" in capsys.readouterr().err
 

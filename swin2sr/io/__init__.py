@@ -2,6 +2,7 @@
 
 `images`: PIL / numpy / torch <-> float [B, C, H, W] (what kind the caller gave, and giving it back).
 `image_files`: image files in and out with their mode, bit depth, EXIF, ICC and DPI.
+`streaming`: PNG / TIFF writers fed row band by row band (huge outputs never held whole), atomic.
 The file functions other modules need are re-exported here: `from swin2sr.io import read_image`.
 """
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import tempfile
 import warnings
 import zlib
 from collections.abc import Callable
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .streaming import atomic_file
 
 log = logging.getLogger("swin2sr")
 
@@ -241,15 +242,8 @@ def output_metadata(info: ImageFileInfo | None, size: tuple[int, int]) -> dict:
 
 def atomic_write(path: Path, write: Callable) -> None:
     """Write to a temporary file next to `path`, then rename: no half-written output on errors or Ctrl-C."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_file(path) as f:
+        write(f)
 
 
 def _size(image) -> tuple[int, int]:

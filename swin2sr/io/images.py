@@ -48,16 +48,18 @@ class ImageKind:
         return self.channels in (1, 2)
 
 
-def read_batch(image, layout: str | None = None) -> tuple[torch.Tensor, ImageKind]:
+def read_batch(image, layout: str | None = None, *, keep_8_bit: bool = False) -> tuple[torch.Tensor, ImageKind]:
     """Any supported image -> (float32 [B, C, H, W] clamped to 0..1 on the CPU, its ImageKind).
 
     Refuses empty batches and non-finite values up front, with the cause and the fix, rather than
     failing deep inside the model or returning a black image.
+    keep_8_bit: 8-bit PIL / numpy images come back as uint8 instead (a quarter of the memory);
+    `to_unit_float` turns any part of them into exactly the floats this would have returned.
     """
     if Image is not None and isinstance(image, Image.Image):
-        batch, kind = _read_pil(image)
+        batch, kind = _read_pil(image, keep_8_bit)
     elif isinstance(image, np.ndarray):
-        batch, kind = _read_numpy(image)
+        batch, kind = _read_numpy(image, keep_8_bit)
     elif isinstance(image, torch.Tensor):
         batch, kind = _read_torch(image, layout)
     else:
@@ -94,7 +96,7 @@ _PIL_DEEP = {"I;16": np.uint16, "I;16B": np.uint16, "I;16L": np.uint16, "I;16N":
              "F": np.float32}  # fmt: skip
 
 
-def _read_pil(image) -> tuple[torch.Tensor, ImageKind]:
+def _read_pil(image, keep_8_bit: bool = False) -> tuple[torch.Tensor, ImageKind]:
     """Every Pillow mode: 8-bit modes through L/LA/RGB/RGBA, 16-bit, 32-bit integer and float at full precision.
 
     Mode I (32-bit integers, what older Pillow opened 16-bit PNG as) is read as 16-bit: 0..65535.
@@ -111,12 +113,12 @@ def _read_pil(image) -> tuple[torch.Tensor, ImageKind]:
         read_as = "RGBA"
     if read_as not in ("L", "LA", "RGB", "RGBA"):
         raise ValueError(f"unsupported PIL image mode {mode!r}: convert it to RGB or RGBA first")
-    tensor, kind = _read_numpy(np.asarray(image.convert(read_as) if read_as != mode else image))
+    tensor, kind = _read_numpy(np.asarray(image.convert(read_as) if read_as != mode else image), keep_8_bit)
     back_as = read_as if mode == "P" else _PIL_BACK_AS.get(mode, mode)
     return tensor, ImageKind("pil", kind.channels, dtype=np.dtype(np.uint8), mode=back_as)
 
 
-def _read_numpy(array: np.ndarray) -> tuple[torch.Tensor, ImageKind]:
+def _read_numpy(array: np.ndarray, keep_8_bit: bool = False) -> tuple[torch.Tensor, ImageKind]:
     if array.ndim == 2:
         hwc = array[..., None]
     elif array.ndim == 3 and 1 <= array.shape[-1] <= 4:
@@ -126,8 +128,14 @@ def _read_numpy(array: np.ndarray) -> tuple[torch.Tensor, ImageKind]:
             f"numpy images must be HW or HWC with 1-4 channels, got shape {array.shape}; "
             "for a batch pass a tensor [B,H,W,C] or one image at a time"
         )
-    tensor = torch.from_numpy(_to_unit_float(hwc)).permute(2, 0, 1)[None]
-    return tensor.contiguous(), ImageKind("numpy", hwc.shape[-1], dtype=array.dtype, channel_axis=array.ndim == 3)
+    pixels = hwc if keep_8_bit and hwc.dtype == np.uint8 else _to_unit_float(hwc)
+    tensor = torch.from_numpy(np.array(pixels.transpose(2, 0, 1), order="C"))[None]  # a copy we own
+    return tensor, ImageKind("numpy", hwc.shape[-1], dtype=array.dtype, channel_axis=array.ndim == 3)
+
+
+def to_unit_float(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels (`read_batch(keep_8_bit=True)`) -> float32 0..1, the values read_batch gives; floats as they are."""
+    return pixels.float().div_(255) if pixels.dtype == torch.uint8 else pixels
 
 
 def _to_unit_float(array: np.ndarray) -> np.ndarray:
@@ -204,16 +212,16 @@ def split_alpha(bchw: torch.Tensor, kind: ImageKind) -> tuple[torch.Tensor, torc
 
 
 def resize(bchw: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """High-quality resize: bicubic, antialiased when shrinking, clamped to 0..1."""
+    """High-quality resize: bicubic, antialiased when shrinking, clamped to 0..1 (uint8 in: as it is if no resize)."""
     if bchw.shape[-2:] == (height, width):
         return bchw
-    out = F.interpolate(bchw, size=(height, width), mode="bicubic", align_corners=False, antialias=True)
+    out = F.interpolate(to_unit_float(bchw), size=(height, width), mode="bicubic", align_corners=False, antialias=True)
     return out.clamp_(0, 1)
 
 
 def resize_alpha(alpha: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Alpha is a mask, not a picture: a plain bilinear filter, no sharpening overshoot."""
-    return F.interpolate(alpha, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+    return F.interpolate(to_unit_float(alpha), size=(height, width), mode="bilinear", align_corners=False, antialias=True)
 
 
 def output_storage(kind: ImageKind, output_dtype=None) -> torch.dtype:

@@ -1,0 +1,273 @@
+"""Peak memory of `swin2sr upscale` as the output grows: streamed to disk vs the old in-memory path.
+
+    PYTHONPATH=. python benchmarks/bench_streaming.py [--quick] [--skip-big] [--skip-sweep] [--with-old-big]
+    PYTHONPATH=. python benchmarks/bench_streaming.py --writers    # PNG/TIFF encoders compared
+
+Every run is a subprocess; its peak RSS comes from os.wait4 (that child alone).
+- Size sweep: outputs 4k², 8k², 16k² and 16000x12000 (x4 from 1000², 2000², 4000², 4000x3000), PNG in,
+  PNG out, --tile 256, with a stand-in model so the sweep takes minutes: bilinear x4 (`BilinearX4`,
+  no weights to speak of; the CLI's loader is patched to return it).  Each size runs twice: the CLI
+  (streamed, `swin2sr.upscale_file`) and the old path (`swin2sr.upscale` then `write_image`, what the
+  CLI did before).  Memory is flat when the largest streamed run is within +15% of the smallest.
+- The builtin-x4 run: 4000x3000 -> 16000x12000 through the CLI (target: peak RSS <= 1.0 GB); the old
+  path's figures are the README's (2.336 GB, 453 s, machine idle) unless --with-old-big reruns it.
+--quick: outputs 2k², 4k², 8k² and a 1000x750 -> 4000x3000 builtin-x4 run (a few minutes).
+Like bench_tiling, children run with MALLOC_MMAP_THRESHOLD_=65536 so RSS follows live memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "benchmarks" / "results" / "streaming.json"
+LIVE_RSS_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
+SWEEP = [(1000, 1000), (2000, 2000), (4000, 4000), (4000, 3000)]  # input (w, h); x4 outputs
+QUICK_SWEEP = [(500, 500), (1000, 1000), (2000, 2000)]
+BIG, QUICK_BIG = (4000, 3000), (1000, 750)
+OLD_BIG = {"peak_rss": 2.336e9, "seconds": 453.0, "note": "README, old path, machine idle"}
+FLAT_LIMIT = 1.15
+TARGET_BYTES = 1.0e9
+
+
+def make_input(width: int, height: int) -> Path:
+    """A photo-like test image (smooth shapes plus fine texture), made once and cached in /tmp."""
+    import numpy as np
+    from PIL import Image
+
+    path = Path(f"/tmp/swin2sr_stream_in_{width}x{height}.png")
+    if not path.exists():
+        rng = np.random.default_rng(0)
+        coarse = Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).resize((width, height), Image.BICUBIC)
+        fine = rng.integers(-12, 13, (height, width, 3))
+        pixels = np.clip(np.asarray(coarse, dtype=np.int16) + fine, 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(path, compress_level=1)
+    return path
+
+
+def run_child(args: list[str]) -> dict:
+    """Run this script (or the CLI) as a child; its wall time and its own peak RSS."""
+    env = {**os.environ, **LIVE_RSS_ENV, "PYTHONPATH": str(ROOT)}
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, not the maximum over all children
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            log.seek(0)
+            raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}):\n{log.read()[-2000:]}")
+    return {"seconds": seconds, "peak_rss": usage.ru_maxrss * 1024}
+
+
+def cli_args(src: Path, dst: Path, model: str) -> list[str]:
+    return ["upscale", str(src), "-o", str(dst), "--model", model, "--tile", "256", "--device", "cpu",
+            "--precision", "fp32"]  # fmt: skip
+
+
+def sweep(sizes, paths=("streamed", "in-memory"), jobs: int = 1) -> list[dict]:
+    """Every size through every path; `jobs` runs at once (each child's RSS is its own, times then overlap)."""
+    runs = [((w, h), path) for w, h in sizes for path in paths]
+    with ThreadPoolExecutor(jobs) as pool:
+        results = list(pool.map(lambda run: _sweep_run(*run), runs))
+    rows = {size: {"input": size, "output": (4 * size[0], 4 * size[1])} for size in sizes}
+    for (size, path), result in zip(runs, results):
+        rows[size][path] = result
+    return list(rows.values())
+
+
+def _sweep_run(size, path: str) -> dict:
+    w, h = size
+    src, dst = make_input(w, h), Path(f"/tmp/swin2sr_stream_out_{w}x{h}_{path}.png")
+    result = run_child([sys.executable, __file__, "_child", path, str(src), str(dst)])
+    result["file_bytes"] = dst.stat().st_size
+    dst.unlink()
+    print(f"  {4 * w}x{4 * h} {path}: {result['peak_rss'] / 1e9:.3f} GB, {result['seconds']:.0f} s", flush=True)
+    return result
+
+
+def big(size, with_old: bool) -> dict:
+    w, h = size
+    src, dst = make_input(w, h), Path(f"/tmp/swin2sr_stream_big_{w}x{h}.png")
+    result = {"input": size, "output": (4 * w, 4 * h), "model": "builtin-x4"}
+    result["streamed"] = run_child([sys.executable, "-m", "swin2sr", *cli_args(src, dst, "builtin-x4")])
+    result["streamed"]["file_bytes"] = dst.stat().st_size
+    print(f"  builtin-x4 {4 * w}x{4 * h} streamed: {result['streamed']}", flush=True)
+    dst.unlink(missing_ok=True)
+    if with_old:
+        result["in-memory"] = run_child([sys.executable, __file__, "_child", "in-memory", str(src), str(dst),
+                                         "builtin-x4"])  # fmt: skip
+        dst.unlink(missing_ok=True)
+    elif size == BIG:
+        result["in-memory"] = OLD_BIG
+    return result
+
+
+def child(path: str, src: str, dst: str, model_name: str | None = None) -> None:
+    """One run in this process: the CLI (streamed) or the old in-memory path, with the stand-in unless named."""
+    import swin2sr
+    from swin2sr import cli
+    from swin2sr.io import read_image, write_image
+
+    model = swin2sr.load_model(model_name) if model_name else BilinearX4()
+    if path == "streamed":
+        swin2sr.load_any_model = lambda *args, **kwargs: model
+        sys.exit(cli.main(cli_args(Path(src), Path(dst), "stand-in")))
+    image, info = read_image(Path(src))
+    result = swin2sr.upscale(model, image, tile=256, max_input_size=0, device="cpu", precision="fp32")
+    del image
+    write_image(result, Path(dst), info)
+
+
+class BilinearX4(torch.nn.Module):
+    """Stand-in for the size sweep: bilinear x4, no weights worth the name (the planner's generic estimate)."""
+
+    scale, tile_multiple, config, variant = 4, 8, None, "bilinear x4 (benchmark stand-in)"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False)
+
+
+def writers() -> str:
+    """PNG/TIFF encoders on one photo-like 2000x1920 RGB image: time and size (the README's comparison).
+
+    pypng and pyvips are measured when installed (they are not dependencies).
+    """
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from swin2sr.io.streaming import RasterSpec, write_rows
+
+    image = np.asarray(Image.open(make_input(500, 480)).resize((2000, 1920), Image.BICUBIC))
+    spec, raw = RasterSpec(2000, 1920, 3, np.uint8), image.nbytes
+    bands = lambda: (image[y : y + 256] for y in range(0, 1920, 256))  # noqa: E731
+
+    def ours(suffix: str, **options):
+        path = Path(f"/tmp/swin2sr_writer{suffix}")
+        write_rows(path, spec, bands(), **options)
+        return path.read_bytes()
+
+    def pillow():
+        out = io.BytesIO()
+        Image.fromarray(image).save(out, "PNG", compress_level=6)
+        return out.getvalue()
+
+    candidates = {"Pillow PNG, level 6 (adaptive filters; whole image only)": pillow,
+                  "ours: PNG, zlib level 6 + Paeth (streams)": lambda: ours(".png"),
+                  "ours via tifffile: TIFF deflate + predictor, tiles 256 (streams)": lambda: ours(".tif"),
+                  "ours via tifffile: TIFF deflate + predictor, strips of 64 rows (streams)":
+                      lambda: ours(".tif", tiff_tile=None)}  # fmt: skip
+    try:
+        import png
+
+        def pypng():
+            out = io.BytesIO()
+            png.Writer(2000, 1920, greyscale=False, compression=6).write_packed(out, (r.tobytes() for r in image))
+            return out.getvalue()
+
+        candidates["pypng, level 6 (streams; rows unfiltered)"] = pypng
+    except ImportError:
+        pass
+    try:
+        import pyvips
+
+        vips = lambda **o: pyvips.Image.new_from_memory(image.tobytes(), 2000, 1920, 3, "uchar").write_to_buffer(  # noqa: E731
+            ".png", compression=6, **o)  # fmt: skip
+        candidates["pyvips PNG, level 6 (default filter; pulls rows)"] = vips
+        candidates["pyvips PNG, level 6, filter=all (pulls rows)"] = lambda: vips(filter="all")
+    except (ImportError, OSError):
+        pass
+    lines = ["| encoder | time | size / raw |", "|---|---|---|"]
+    for name, encode in candidates.items():
+        started = time.perf_counter()
+        size = len(encode())
+        lines.append(f"| {name} | {time.perf_counter() - started:.2f} s | {size / raw:.3f} |")
+    return "\n".join(lines)
+
+
+def table(rows: list[dict], big_run: dict | None) -> str:
+    lines = ["| output | model | streamed: peak RSS | time | file | in-memory (old path): peak RSS | time |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for row in rows + ([big_run] if big_run else []):
+        s, m = row["streamed"], row.get("in-memory")
+        ow, oh = row["output"]
+        old = f"{m['peak_rss'] / 1e9:.3f} GB | {m['seconds']:.0f} s" if m else "not run | "
+        if m and m.get("note"):
+            old += f" ({m['note']})"
+        lines.append(f"| {ow}x{oh} | {row.get('model', 'bilinear x4 stand-in')} | {s['peak_rss'] / 1e9:.3f} GB | "
+                     f"{s['seconds']:.0f} s | {s['file_bytes'] / 1e6:.0f} MB | {old} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def summary(rows: list[dict], big_run: dict | None) -> str:
+    first, last = rows[0]["streamed"]["peak_rss"], rows[-1]["streamed"]["peak_rss"]
+    growth = last / first
+    parts = [f"streamed peak RSS {first / 1e9:.3f} GB at {rows[0]['output'][0]}x{rows[0]['output'][1]} -> "
+             f"{last / 1e9:.3f} GB at {rows[-1]['output'][0]}x{rows[-1]['output'][1]} "
+             f"({(growth - 1) * 100:+.1f}%, {'flat' if growth <= FLAT_LIMIT else 'NOT flat'}: limit +15%)"]  # fmt: skip
+    if "in-memory" in rows[0]:
+        old_first, old_last = rows[0]["in-memory"]["peak_rss"], rows[-1]["in-memory"]["peak_rss"]
+        parts.append(f"old path {old_first / 1e9:.3f} -> {old_last / 1e9:.3f} GB")
+    if big_run:
+        s, m = big_run["streamed"], big_run.get("in-memory")
+        verdict = "meets" if s["peak_rss"] <= TARGET_BYTES else "MISSES"
+        text = f"builtin-x4 {big_run['output'][0]}x{big_run['output'][1]}: {s['peak_rss'] / 1e9:.3f} GB ({verdict} <= 1.0 GB), {s['seconds']:.0f} s"
+        if m:
+            text += f" vs old {m['peak_rss'] / 1e9:.3f} GB, {m['seconds']:.0f} s (RSS x{s['peak_rss'] / m['peak_rss']:.2f})"
+        parts.append(text)
+    return "SUMMARY: " + "; ".join(parts)
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["_child"]:
+        child(*sys.argv[2:])
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, a 4000x3000-output builtin run")
+    parser.add_argument("--skip-big", action="store_true", help="only the stand-in sweep")
+    parser.add_argument("--skip-sweep", action="store_true", help="only the builtin-x4 run")
+    parser.add_argument("--with-old-big", action="store_true", help="also rerun the old path with builtin-x4")
+    parser.add_argument("--writers", action="store_true", help="only compare the PNG/TIFF encoders")
+    parser.add_argument("--streamed-only", action="store_true", help="sweep: skip the old in-memory path")
+    parser.add_argument("--jobs", type=int, default=1, help="sweep runs at once (memory per run is unaffected)")
+    args = parser.parse_args()
+    if args.writers:
+        print(writers())
+        return
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
+    paths = ("streamed",) if args.streamed_only else ("streamed", "in-memory")
+    rows = [] if args.skip_sweep else sweep(QUICK_SWEEP if args.quick else SWEEP, paths, args.jobs)
+    big_run = None if args.skip_big else big(QUICK_BIG if args.quick else BIG, args.with_old_big)
+    if rows:
+        print(table(rows, big_run))
+        print(summary(rows, big_run))
+    else:
+        print(json.dumps(big_run, indent=1))
+    if not args.quick:
+        RESULTS.parent.mkdir(exist_ok=True)
+        data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        data.update({k: v for k, v in (("sweep", rows), ("big", big_run)) if v})
+        RESULTS.write_text(json.dumps(data, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
