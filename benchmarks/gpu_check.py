@@ -364,7 +364,7 @@ def safe_table(run: Run) -> dict:
                 rows[-1].update(run_at_card_size(run, config, side, dtype, gb * GB))
             print(json.dumps(rows[-1]), flush=True)
     if not run.cuda:
-        return {"ok": None, "note": "sizes from the planner only: running them needs CUDA", "rows": rows}
+        return {"ok": None, "note": "sizes from the forecaster only: running them needs CUDA", "rows": rows}
     return {"ok": all(r["fits"] for r in rows), "rows": rows}
 
 

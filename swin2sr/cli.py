@@ -14,11 +14,13 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger("swin2sr")
 
 DEBUG_ENV = "SWIN2SR_DEBUG"  # set to 1 for tracebacks, like --debug
+
 
 def add_info_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("info", help="print the detected Swin2SR variant and configuration")
@@ -44,10 +46,37 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def add_upscale_command(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("upscale", help="upscale an image file (PNG, JPEG, WebP, TIFF, GIF, APNG ...)")
-    parser.add_argument("input", type=Path, help="image to upscale (animated GIF/APNG/WebP: every frame)")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="output image; the suffix picks the format")
+    parser = subparsers.add_parser(
+        "upscale", help="upscale images (animated GIF/APNG/WebP: every frame) and videos: files, folders or globs"
+    )
+    parser.add_argument(
+        "inputs", nargs="+", type=Path, metavar="INPUT",
+        help="image or video files, folders (searched recursively) or quoted globs such as 'photos/**/*.jpg'",
+    )  # fmt: skip
+    parser.add_argument(
+        "-o", "--output", type=Path, required=True,
+        help="for one file: the output file (its suffix picks the format); otherwise the output folder, "
+        "where sub-folders are kept",
+    )  # fmt: skip
     parser.add_argument("--model", default="builtin-x4", help="checkpoint path or builtin-x4 / builtin-x2")
+    parser.add_argument("--skip-existing", action="store_true", help="leave existing outputs alone (resume a run)")
+    parser.add_argument(
+        "--format", choices=("png", "jpg", "webp", "tif"), default=None,
+        help="folders: write every image in this format (default: the input's own, PNG where it cannot be written)",
+    )  # fmt: skip
+    video = parser.add_argument_group("video")
+    video.add_argument("--codec", default=None, help="FFmpeg encoder (default libx264; libvpx-vp9 for .webm)")
+    video.add_argument("--crf", type=int, default=None, help="encoder quality, lower is better (default 18)")
+    video.add_argument(
+        "--frames-per-batch", type=_positive_int, default=4, help="video and animation frames upscaled together"
+    )
+    ray = parser.add_argument_group("cluster (pip install swin2sr-upscaler[cluster])")
+    ray.add_argument(
+        "--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+        help="run on a Ray cluster (e.g. auto, ray://head:10001); without an address, on a local Ray",
+    )  # fmt: skip
+    ray.add_argument("--ray-actors", type=_positive_int, default=None, help="workers (default: one per GPU)")
+    ray.add_argument("--ray-threads", type=_positive_int, default=None, help="torch threads per CPU-only worker")
     add_processing_options(parser)
     parser.set_defaults(run=run_upscale)
 
@@ -119,22 +148,52 @@ def resolve_device(name: str | None) -> str:
 
 
 def run_upscale(args: argparse.Namespace) -> int:
-    import swin2sr
-    from swin2sr import upscale_files
+    from . import jobs
 
-    upscale_files.check_file_paths(args.input, args.output)
-    options = processing_options(args)
-    model = swin2sr.load_any_model(args.model, device=options["device"])
+    options = jobs.JobOptions(
+        model=args.model,
+        upscale=processing_options(args),
+        video=jobs.VideoOptions(codec=args.codec, crf=args.crf, frames_per_batch=args.frames_per_batch),
+        image_format=f".{args.format}" if args.format else None,
+    )
+    job = jobs.build_job(args.inputs, args.output, options, skip_existing=args.skip_existing)
+    if not job.units:
+        print(jobs.JobSummary([], job.skipped).text(), file=sys.stderr)
+        return 0
+    label = f"upscaling {job.units[0].name}" if len(job.units) == 1 else f"upscaling {len(job.units)} files"
+    with TextProgressBar(sys.stderr if not args.quiet else None, label=label).beside_log_lines() as bar:
+        summary = _run_on_ray(job, args, bar) if args.ray is not None else _run_here(job, bar)
+    if len(job.units) == 1 and not job.skipped:  # one file: the familiar one-line error (the unit logged its write)
+        if summary.failed:
+            raise ValueError(summary.failed[0].reason)
+    elif summary.exit_code or not args.quiet:
+        print(summary.text(), file=sys.stderr)
+    return summary.exit_code
+
+
+def _run_here(job, bar):
+    from . import jobs
+
+    model = jobs.load_job_model(job.options)
     log.info("model: %s", model.variant)
-    bar = TextProgressBar(sys.stderr if not args.quiet else None, label=f"upscaling {args.input.name}")
-    try:
-        report = upscale_files.upscale_file(model, args.input, args.output, progress=bar, **options)
-    finally:
-        bar.close()
-    if report.upscale is not None:
-        log.info("%s", report.upscale)
-    log.info("%s", report)
-    return 0
+    return jobs.run_job(model, job, bar)
+
+
+def _run_on_ray(job, args: argparse.Namespace, bar):
+    """The same job on Ray; each worker picks its own device (its GPU, else its CPUs) unless --device names one."""
+    from dataclasses import replace
+
+    from .cluster import ClusterOptions, run_job_on_ray
+
+    options = replace(job.options, upscale={**job.options.upscale, "device": args.device})
+    cluster = ClusterOptions(address=args.ray or None, actors=args.ray_actors, threads=args.ray_threads)
+    return run_job_on_ray(replace(job, options=options), cluster, bar)
+
+
+def _positive_int(value: str) -> int:
+    if not value.isdigit() or int(value) == 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, not {value!r}")
+    return int(value)
 
 
 class TextProgressBar:
@@ -165,6 +224,24 @@ class TextProgressBar:
             self.stream.write("\n")
             self.stream.flush()
             self.drawn = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """As a logging filter: a log line printed while the bar is drawn starts on a line of its own."""
+        self.close()
+        return True
+
+    @contextmanager
+    def beside_log_lines(self):
+        """Context: log lines do not run into the bar (it is redrawn below them); closed at the end."""
+        handlers = logging.getLogger().handlers
+        for handler in handlers:
+            handler.addFilter(self)
+        try:
+            yield self
+        finally:
+            for handler in handlers:
+                handler.removeFilter(self)
+            self.close()
 
 
 # --- entry point -----------------------------------------------------------------------------------

@@ -305,7 +305,7 @@ def upscale(
     return_report: also return an UpscaleReport (str() is the one-line summary).
     """
     started = time.perf_counter()
-    model = as_model(model)
+    model = as_model(model)  # the options are checked by read_and_plan
     for name, function in (("progress", progress), ("cancel", cancel), ("is_oom", is_oom)):
         if function is not None and not callable(function):
             raise TypeError(f"{name} must be a function or None, got {type(function).__name__}")
@@ -346,13 +346,14 @@ class PlannedInput:
 
 
 def read_and_plan(model, image, *, layout: str | None = None, keep_8_bit: bool = False, **planning) -> PlannedInput:
-    """Check the options, read any supported image and plan its upscale (model: `as_model`'s); warns if pre-scaled.
+    """Check the model and options, read any supported image and plan its upscale; warns when it is pre-scaled.
 
     planning: `plan_upscale`'s options (tile, overlap, precision, max_input_size, memory_budget,
     free_memory, device).  keep_8_bit: 8-bit images stay uint8 (see `images.read_batch`; the tiler
     converts a batch of tiles at a time), so a large input has no float copy.
     """
     planning = {**PLANNING_DEFAULTS, **planning}
+    as_model(model)  # a one-line error for anything that is not a model, before the image is read
     check_upscale_options(**planning)
     batch, kind = images.read_batch(image, layout, keep_8_bit=keep_8_bit)
     color, alpha = images.split_alpha(batch, kind)

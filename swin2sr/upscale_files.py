@@ -49,7 +49,7 @@ log = logging.getLogger("swin2sr")
 
 Progress = Callable[[int, int], None]
 RUN_OPTIONS = ("progress", "cancel", "is_oom")  # upscale options that are not planning options
-STREAMED_MODES = ("L", "LA", "RGB", "RGBA", "I;16")  # the Pillow modes the streaming writers store as they are
+STREAMED_MODES = ("L", "LA", "RGB", "RGBA", "I;16")  # Pillow modes whose samples the row writers store as they are
 CONVERT_ROWS = 64  # rows converted at a time
 # On the CPU, the model's working memory while upscaling a file (unless memory_budget says otherwise): one or two
 # tiles of 256 per batch, which the CPU runs no slower than many, so a 16000x12000 output stays under 1 GB in all.
@@ -148,25 +148,59 @@ def upscale_frames(
     model, frames: np.ndarray, *, frames_per_batch: int = 4, progress: Progress | None = None, **options
 ) -> np.ndarray:
     """uint8 frames [N, H, W, C] -> upscaled uint8 [N, sH, sW, C], every batch with the first batch's plan."""
-    if frames_per_batch < 1:
-        raise ValueError(f"frames_per_batch must be at least 1, got {frames_per_batch}")
     count, height, width = frames.shape[:3]
+    upscaler = FrameUpscaler(model, height, width, count, frames_per_batch=frames_per_batch, progress=progress,
+                             **options)
+    return np.concatenate([upscaler(frames[start : start + frames_per_batch])
+                           for start in range(0, count, frames_per_batch)])
+
+
+class FrameUpscaler:
+    """Upscales a sequence of same-size uint8 frames a batch at a time, every batch with one plan.
+
+    One plan (the same tile grid and precision for every frame, decided once) means frames cannot
+    flicker where a fresh plan would have differed.  Animations (`upscale_frames`) and videos
+    (`swin2sr.jobs`, fed by the decoder batch by batch) use it; `progress` counts tiles over all
+    `expected_frames` (the total grows if more frames come).
+    """
+
+    def __init__(
+        self, model, height: int, width: int, expected_frames: int, *, frames_per_batch: int = 4,
+        progress: Progress | None = None, **options,
+    ) -> None:  # fmt: skip
+        if frames_per_batch < 1:
+            raise ValueError(f"frames_per_batch must be at least 1, got {frames_per_batch}")
+        core = sys.modules[__package__]  # the package (also when a host imports it under another name)
+        batch = max(1, min(expected_frames, frames_per_batch))
+        self.plan = core.plan_upscale(model, height, width, batch, **options)
+        self.model, self.progress, self.expected = model, progress, expected_frames
+        self.fixed = dict(options, tile=self.plan.tile, precision=self.plan.dtype)
+        self.frames_done = 0
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 [n, H, W, C] -> uint8 [n, sH, sW, C]."""
+        tiles = self.plan.tiles_per_image
+        done = self.frames_done * tiles
+        total = max(self.expected, self.frames_done + len(frames)) * tiles
+
+        def report(batch_tiles: int, _: int) -> None:
+            if self.progress is not None:
+                self.progress(done + batch_tiles, total)
+
+        with _logged_once(self.frames_done > 0):  # the plan (and a pre-scale warning) is logged for the first batch
+            out = upscale_batch(self.model, frames, self.fixed, report)
+        self.frames_done += len(frames)
+        return out
+
+
+def upscale_batch(model, frames: np.ndarray, fixed: dict, progress: Progress | None = None) -> np.ndarray:
+    """uint8 [n, H, W, C] -> uint8 [n, sH, sW, C] with a `FrameUpscaler`'s pinned keywords (`.fixed`).
+
+    What a frame batch costs wherever it runs: `FrameUpscaler` here, a Ray worker (swin2sr.cluster) there.
+    """
     core = sys.modules[__package__]  # the package (also when a host imports it under another name)
-    plan = core.plan_upscale(model, height, width, min(count, frames_per_batch), **options)
-    fixed = dict(options, tile=plan.tile, precision=plan.dtype)
-    total = count * plan.tiles_per_image
-    out = []
-    for start in range(0, count, frames_per_batch):
-        done = start * plan.tiles_per_image
-
-        def report(tiles: int, _: int, done: int = done) -> None:
-            if progress is not None:
-                progress(done + tiles, total)
-
-        with _logged_once(start > 0):  # the plan (and a pre-scale warning) is logged for the first batch only
-            batch = torch.from_numpy(np.ascontiguousarray(frames[start : start + frames_per_batch]))
-            out.append(core.upscale(model, batch, layout="BHWC", progress=report, **fixed).numpy())
-    return np.concatenate(out)
+    batch = torch.from_numpy(np.ascontiguousarray(frames))
+    return core.upscale(model, batch, layout="BHWC", progress=progress, **fixed).numpy()
 
 
 @contextmanager
@@ -194,12 +228,14 @@ class FilePixels:
         self.storage = images.output_storage(job.kind)
         self.alpha = AlphaRows(job.alpha, *job.plan.output_size) if job.alpha is not None else None
         self.height, self.width = job.plan.output_size
-        probe_alpha = None if job.alpha is None else torch.zeros((1, 1, 1, 1))
-        probe = self._stored(torch.zeros((3, 1, 1), dtype=self.storage), probe_alpha)
-        sample = np.asarray(probe)
+        probe = torch.zeros((3, 1, 1), dtype=self.storage)
+        image = self._image(probe, None if job.alpha is None else torch.zeros((1, 1, 1, 1)))
+        sample = np.asarray(image)
         self.channels = 1 if sample.ndim == 2 else sample.shape[-1]
         self.dtype = sample.dtype
-        self.streamable = isinstance(probe, np.ndarray) or probe.mode in STREAMED_MODES  # not CMYK, bilevel, float
+        # the row writers store gray, RGB (+ alpha) samples: CMYK or palette files are written in memory
+        mode_ok = getattr(image, "mode", None) in (None, *STREAMED_MODES)
+        self.streamable = mode_ok and self.dtype in (np.uint8, np.uint16) and 1 <= self.channels <= 4
 
     def spec(self, info: ImageFileInfo | None) -> RasterSpec:
         metadata = output_metadata(info, (self.width, self.height))
@@ -219,14 +255,13 @@ class FilePixels:
             del band, rows  # gone before the tiler makes the next band, so two never coexist
 
     def _pixels(self, band: torch.Tensor, alpha: torch.Tensor | None) -> np.ndarray:
-        return np.asarray(self._stored(band, alpha))
+        return np.asarray(self._image(band, alpha))
 
-    def _stored(self, band: torch.Tensor, alpha: torch.Tensor | None):
-        """What `write_image` would store for these rows: a PIL image, or uint16 RGB(A) rows."""
+    def _image(self, band: torch.Tensor, alpha: torch.Tensor | None):
         result = images.finish(band[None], alpha, self.kind)
-        if isinstance(result, np.ndarray) and result.dtype == np.uint16 and result.ndim == 3:
-            return result  # 16-bit colour streams as it is
-        return storable_image(result, self.format)
+        if not (isinstance(result, np.ndarray) and result.dtype == np.uint16):  # 16-bit colour streams as it is
+            result = storable_image(result, self.format)
+        return result
 
 
 class AlphaRows:

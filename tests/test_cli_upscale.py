@@ -64,7 +64,7 @@ def test_upscale_passes_the_processing_flags_to_swin2sr_upscale_file(photo, tiny
     args = ["upscale", str(photo), "-o", str(tmp_path / "o.webp"), "--model", str(tiny_model_path)]
     assert cli.main(args + ["--tile", "64", "--overlap", "8", "--precision", "fp32", "--device", "cpu"]) == 0
     assert fake_upscale.options | {"progress": None} == dict(
-        tile=64, overlap=8, precision="fp32", max_input_size=0, device="cpu", progress=None
+        tile=64, overlap=8, precision="fp32", max_input_size=0, device="cpu", progress=None, frames_per_batch=4
     )
     with Image.open(tmp_path / "o.webp") as result:
         assert result.format == "WEBP"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import numpy as np
 import png
 import pytest
@@ -130,3 +131,15 @@ def test_only_png_and_tiff_stream():
     assert [streaming.streaming_format(n) for n in ("a.PNG", "a.tif", "a.tiff", "a.jpg", "a.webp")] == [
         "PNG", "TIFF", "TIFF", None, None
     ]  # fmt: skip
+
+
+def test_a_finished_file_has_the_permissions_of_a_plainly_written_one(tmp_path):
+    old = os.umask(0o027)
+    try:
+        with streaming.atomic_file(tmp_path / "out.bin") as f:
+            f.write(b"done")
+        (tmp_path / "plain.bin").write_bytes(b"done")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.bin").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "out.bin").stat().st_mode == (tmp_path / "plain.bin").stat().st_mode

@@ -114,7 +114,11 @@ def write_rows(
 
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
-    """A binary file that becomes `path` only if the block finishes; on any exception it is deleted."""
+    """A binary file that becomes `path` only if the block finishes; on any exception it is deleted.
+
+    The finished file gets the permissions a plain `open(path, "w")` would give (mkstemp makes it 0600,
+    which would hide a user's outputs from the rest of their group or web server).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
@@ -122,10 +126,17 @@ def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
     try:
         with open(tmp, "wb") as f:
             yield f
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _checked(bands: Iterable[np.ndarray], spec: RasterSpec) -> Iterator[np.ndarray]:
