@@ -29,3 +29,14 @@ def realesrgan_compact_path(shared_dir: Path) -> Path:
     if not path.is_file():
         pytest.skip(f"{path} is absent")
     return path
+
+
+@pytest.fixture
+def nearest_model(monkeypatch):
+    """The CLI's model loader hands out one exact nearest-neighbour x2 stand-in (see input_fixtures)."""
+    import swin2sr
+    from input_fixtures import NearestX2
+
+    model = NearestX2()
+    monkeypatch.setattr(swin2sr, "load_any_model", lambda *args, **kwargs: model)
+    return model

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from swin2sr import cli
+
 SIZE = (10, 8)  # (width, height) of the generated stills
 
 
@@ -154,3 +156,9 @@ def gif_local_palettes(path: Path) -> list[bool]:
         else:
             raise ValueError(f"unexpected GIF block 0x{data[pos]:02x} at {pos}")
     return local
+
+
+def upscale_file(source, output, *extra) -> int:
+    """`swin2sr upscale SOURCE -o OUTPUT` with the stand-in model; the exit code."""
+    return cli.main(["-q", "upscale", str(source), "-o", str(output), "--model", "stand-in", *extra])
+

@@ -7,27 +7,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from input_fixtures import NearestX2, frames, gif_local_palettes, nearest2, write_animation
+from input_fixtures import (
+    NearestX2,
+    frames,
+    gif_local_palettes,
+    nearest2,
+    upscale_file,
+    write_animation,
+)
 from PIL import Image
 
 import swin2sr
-from swin2sr import cli
 from swin2sr.io import animation
 from swin2sr.upscale_files import upscale_frames
 
 DURATIONS = [50, 70, 90]
 FORMATS = {".gif": "GIF", ".png": "PNG", ".webp": "WEBP"}
-
-
-@pytest.fixture
-def nearest_model(monkeypatch):
-    model = NearestX2()
-    monkeypatch.setattr(swin2sr, "load_any_model", lambda *args, **kwargs: model)
-    return model
-
-
-def upscale_file(source, output, *extra) -> int:
-    return cli.main(["-q", "upscale", str(source), "-o", str(output), "--model", "stand-in", *extra])
 
 
 def source_animation(tmp_path, suffix: str, alpha: bool = False, **options):

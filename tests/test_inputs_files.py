@@ -10,7 +10,7 @@ import numpy as np
 import png
 import pytest
 from input_fixtures import (
-    NearestX2,
+    upscale_file,
     deep_rgb,
     nearest2,
     pil_image,
@@ -21,19 +21,7 @@ from input_fixtures import (
 from PIL import Image, ImageCms
 
 import swin2sr
-from swin2sr import cli
 from swin2sr.io import read_image, write_image
-
-
-@pytest.fixture
-def nearest_model(monkeypatch):
-    model = NearestX2()
-    monkeypatch.setattr(swin2sr, "load_any_model", lambda *args, **kwargs: model)
-    return model
-
-
-def upscale_file(source, output, *extra) -> int:
-    return cli.main(["-q", "upscale", str(source), "-o", str(output), "--model", "stand-in", *extra])
 
 
 # (input mode, input suffix) -> (output mode, bits per channel as stored by the output file)
