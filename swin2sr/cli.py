@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -270,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(format="%(message)s", level=logging.WARNING if args.quiet else logging.INFO, force=True)
     debug = args.debug or os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
+    stop_on_sigterm()
     try:
         return args.run(args)
     except KeyboardInterrupt:
@@ -280,6 +283,16 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"swin2sr {args.command}: error: {error_line(exc)}", file=sys.stderr)
         return 1
+
+
+def stop_on_sigterm() -> None:
+    """End a run on SIGTERM (`kill`, a scheduler, a closed session) the way Ctrl-C ends it.
+
+    Python's default for SIGTERM is to die at once, which leaves the temporary `.part` file of an output being
+    written; raising KeyboardInterrupt instead runs the same clean-up as Ctrl-C.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 def error_line(exc: BaseException) -> str:

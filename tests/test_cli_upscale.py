@@ -149,3 +149,24 @@ def test_quiet_mode_draws_no_progress_bar(photo, tiny_model_path, fake_upscale, 
     out = tmp_path / "photo_x2.png"
     assert cli.main(["-q", "upscale", str(photo), "-o", str(out), "--model", str(tiny_model_path)]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_sigterm_mid_write_ends_like_ctrl_c_and_leaves_no_partial_file(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(tmp_path / "in.png")
+    out = tmp_path / "out" / "x2.png"
+    command = [sys.executable, "-m", "swin2sr", "upscale", str(tmp_path / "in.png"), "-o", str(out),
+               "--model", "builtin-x2", "--tile", "32", "--device", "cpu"]  # fmt: skip
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.parent.glob("*.part")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "the upscale ended before its output was being written"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert list(out.parent.iterdir()) == []
