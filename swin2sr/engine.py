@@ -129,7 +129,7 @@ def window_attention(
     if choice.attention == "sdpa":
         return sdpa_attention(q, k, v, tables, runs, choice.head_multiple)
     if choice.compile and not torch.is_grad_enabled():
-        core = maybe_compiled(_attention_core, q.device.type)
+        core = _compiled(_attention_core)  # the conditions of maybe_compiled hold here
         return torch.cat([core(q[a:b], k[a:b], v[a:b], tables[t]) for a, b, t in runs])
     scores = _add_bias(torch.matmul(q, k.transpose(-2, -1)), tables, runs)
     if torch.is_grad_enabled():
