@@ -36,8 +36,9 @@ log = logging.getLogger("swin2sr")
 
 FOLDER = "swin2sr"
 BUILTIN_MODELS = tuple(core.BUILTIN_MODELS)  # the embedded checkpoints: "builtin-x4", "builtin-x2"
-_BUILTIN_FILES = {path.name for path in core.builtin_model_files().values()}  # swin2sr-builtin-x4.safetensors, ...
-_BUILTIN_FOLDER = next(iter(core.builtin_model_files().values())).parent  # holds only those files
+_BUILTIN_PATHS = core.builtin_model_files().values()
+_BUILTIN_FILES = {path.name for path in _BUILTIN_PATHS}  # swin2sr-builtin-x4.safetensors, ...
+_BUILTIN_FOLDER = next(iter(_BUILTIN_PATHS)).parent  # holds only those files
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CHECKPOINT_EXTENSIONS = (".pth", ".pt", ".ckpt", ".bin", ".safetensors", ".sft")
 

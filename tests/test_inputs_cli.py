@@ -148,18 +148,12 @@ def test_faces_boxes_that_cannot_be_parsed_are_refused(extra, words, photo, tmp_
     assert all(word in err for word in words) and "Traceback" not in err
 
 
-def test_faces_with_a_box_outside_the_image_is_one_line(photo, tmp_path, capsys, monkeypatch):
-    from input_fixtures import NearestX2
-
-    monkeypatch.setattr(swin2sr, "load_any_model", lambda *a, **k: NearestX2())
+def test_faces_with_a_box_outside_the_image_is_one_line(photo, tmp_path, capsys, nearest_model):
     err = one_line_error(capsys, ["faces", str(photo), "-o", str(tmp_path / "o.png"), "--boxes", "100,100,120,120"])
     assert "outside the 10x8 image" in err
 
 
-def test_faces_with_a_base_of_the_wrong_size_is_one_line_and_writes_nothing(photo, tmp_path, capsys, monkeypatch):
-    from input_fixtures import NearestX2
-
-    monkeypatch.setattr(swin2sr, "load_any_model", lambda *a, **k: NearestX2())
+def test_faces_with_a_base_of_the_wrong_size_is_one_line_and_writes_nothing(photo, tmp_path, capsys, nearest_model):
     Image.fromarray(np.zeros((40, 10, 3), np.uint8)).save(tmp_path / "base.png")
     err = one_line_error(capsys, ["faces", str(photo), "-o", str(tmp_path / "o.png"), "--base", str(tmp_path / "base.png"),
                                   "--boxes", "1,1,5,5"])  # fmt: skip

@@ -23,6 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -264,3 +265,13 @@ def png_base64(image: Image.Image) -> str:
 
 def image_from_base64(data: str) -> Image.Image:
     return Image.open(io.BytesIO(base64.b64decode(data)))
+
+
+def pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("RGB"), dtype=np.float64)
+
+
+def mean_difference(a: Image.Image, b: Image.Image) -> float:
+    """Mean absolute difference in 8-bit levels."""
+    assert a.size == b.size
+    return float(np.abs(pixels(a) - pixels(b)).mean())

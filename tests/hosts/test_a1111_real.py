@@ -11,12 +11,11 @@ The server's models/Swin2SR/ holds tiny4.pth (a seeded random Swin2SR x4 in the 
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from PIL import Image
 
 import swin2sr
-from real_hosts import HttpError, image_from_base64, photo, png_base64
+from real_hosts import HttpError, image_from_base64, mean_difference, photo, png_base64
 
 BUILTIN_ENTRIES = {"Swin2SR x4 (built-in)": "builtin-x4", "Swin2SR x2 (built-in)": "builtin-x2"}
 SETTING_KEYS = ("swin2sr_tile", "swin2sr_tile_overlap", "swin2sr_precision", "swin2sr_max_input_size")
@@ -35,16 +34,6 @@ def extras(a1111, image: Image.Image, upscaler: str, factor: int) -> Image.Image
     answer = a1111.post("/sdapi/v1/extra-single-image",
                         {"image": png_base64(image), "upscaler_1": upscaler, "upscaling_resize": factor})
     return image_from_base64(answer["image"])
-
-
-def pixels(image: Image.Image) -> np.ndarray:
-    return np.asarray(image.convert("RGB"), dtype=np.float64)
-
-
-def mean_difference(a: Image.Image, b: Image.Image) -> float:
-    """Mean absolute difference in 8-bit levels."""
-    assert a.size == b.size
-    return float(np.abs(pixels(a) - pixels(b)).mean())
 
 
 def test_upscalers_lists_the_embedded_models_and_one_entry_per_checkpoint(a1111):

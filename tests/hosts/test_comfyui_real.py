@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from real_hosts import OOM_ABOVE_PIXELS, REALESRGAN, error_message, status_messages
+from real_hosts import OOM_ABOVE_PIXELS, REALESRGAN, error_message, mean_difference, status_messages
 
 API_DIR = Path(__file__).resolve().parents[2] / "workflows" / "api"
 API_FILES = sorted(API_DIR.glob("*.json"))
@@ -61,10 +61,6 @@ def tiled(model: str, image: str, tile_size: int, overlap: int = 8, factor: floa
 
 def save(image: str, prefix: str) -> dict:
     return {"class_type": "SaveImage", "inputs": {"images": [image, 0], "filename_prefix": prefix}}
-
-
-def pixels(image) -> np.ndarray:
-    return np.asarray(image.convert("RGB"), dtype=np.float64)
 
 
 def assert_sizes(comfy, entry: dict, expected: dict[str, tuple[int, int]]) -> None:
@@ -129,7 +125,7 @@ def test_our_loader_in_builtin_upscale_node_gives_our_upscale(comfy):
     entry = comfy.run(prompt)
     (theirs,), (ours,) = comfy.images(entry, "5"), comfy.images(entry, "6")
     assert theirs.size == ours.size == X4
-    assert np.abs(pixels(theirs) - pixels(ours)).mean() < 0.5  # 8-bit levels: rounding noise only
+    assert mean_difference(theirs, ours) < 0.5  # 8-bit levels: rounding noise only
 
 
 def test_builtin_loader_opens_the_embedded_models_and_matches_our_upscale(comfy):
@@ -153,7 +149,7 @@ def test_builtin_loader_opens_the_embedded_models_and_matches_our_upscale(comfy)
     entry = comfy.run(prompt)
     assert_sizes(comfy, entry, {"13": X4, "15": X4, "17": X2})
     (theirs,), (ours,) = comfy.images(entry, "13"), comfy.images(entry, "15")
-    assert np.abs(pixels(theirs) - pixels(ours)).mean() < 0.5
+    assert mean_difference(theirs, ours) < 0.5
 
 
 # --- Cancel ---------------------------------------------------------------------------------------------------------
