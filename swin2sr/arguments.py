@@ -12,8 +12,9 @@ from collections.abc import Mapping
 
 import torch
 
-PRECISION_NAMES = ("auto", "fp32", "bf16", "fp16")
-PRECISION_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISION_NAMES = ("auto", *PRECISIONS)
+PRECISION_DTYPES = tuple(PRECISIONS.values())
 _DEVICE_HINT = "use 'cpu', 'cuda', 'cuda:N' or 'mps'"
 
 

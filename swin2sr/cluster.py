@@ -7,7 +7,7 @@ decides where each unit runs and commits what comes back.
   threads on a CPU-only cluster.  An image is one unit: a worker runs `jobs.run_unit` on a private
   temporary copy of it (the driver ships the input file's bytes and gets the output file's bytes back).
   A video is decoded and encoded on the driver, and its frames go to the workers in batches
-  (`jobs.upscale_frames`), encoded back in order.  So a node needs no shared file system, only the model
+  (`upscale_files.upscale_batch`), encoded back in order.  So a node needs no shared file system, only the model
   (a builtin, or a checkpoint path that exists on every node).
 - The driver is the only writer.  It commits each output exactly once (temporary file + rename, logged
   as `wrote PATH`), so a retried unit never leaves two writes or a half-written file.
@@ -43,9 +43,9 @@ from .jobs import (
     attempt,
     load_job_model,
     run_unit,
-    upscale_frames,
     video_plan,
 )
+from .upscale_files import upscale_batch
 
 log = logging.getLogger("swin2sr")
 
@@ -130,7 +130,7 @@ class UnitWorker:
 
     def upscale_frames(self, rgb, fixed: dict):
         """One batch of a video's frames (uint8 [N, H, W, 3]) with the keywords of `video_plan`."""
-        return upscale_frames(self.model, rgb, fixed)
+        return upscale_batch(self.model, rgb, fixed)
 
 
 # --- the driver ------------------------------------------------------------------------------------
@@ -216,11 +216,11 @@ def transcode_on_workers(ray, workers: list, unit: WorkUnit, options: JobOptions
         done += frames
         progress(done, max(info.frames, done))
 
-    def upscale_batch(rgb) -> _PendingFrames:
+    def send_batch(rgb) -> _PendingFrames:
         return _PendingFrames(ray, next(turn).upscale_frames.remote(rgb, fixed), count)
 
     video.transcode(
-        Path(unit.source), Path(unit.destination), upscale_batch, output_size,
+        Path(unit.source), Path(unit.destination), send_batch, output_size,
         frames_per_batch=options.video.frames_per_batch, codec=options.video.codec, crf=options.video.crf,
         in_flight=2 * len(workers),
     )  # fmt: skip

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import glob
 import logging
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from pathlib import Path
 from . import upscale_files
 from .io import OUTPUT_FORMATS, check_output_path, video
 from .upscale_files import FrameUpscaler
-from .upscale_files import upscale_batch as upscale_frames  # one batch with video_plan's keywords (Ray workers)
+from .upscale_files import package
 
 log = logging.getLogger("swin2sr")
 
@@ -197,12 +196,7 @@ def _check_distinct(units: list[WorkUnit]) -> None:
 
 def load_job_model(options: JobOptions):
     """The job's model, loaded once per runner (the CLI process, or each Ray actor)."""
-    return _core().load_any_model(options.model, device=options.upscale.get("device"))
-
-
-def _core():
-    """The swin2sr package, also when a host imports it under another name (looked up at call time for tests)."""
-    return sys.modules[__package__]
+    return package().load_any_model(options.model, device=options.upscale.get("device"))
 
 
 def run_unit(model, unit: WorkUnit, options: JobOptions, progress: Progress | None = None) -> UnitResult:
@@ -276,7 +270,7 @@ def estimate_tiles(model, unit: WorkUnit, options: JobOptions) -> int:
 
         with Image.open(unit.source) as image:
             width, height = image.size
-        return _core().plan_upscale(model, height, width, **options.upscale).tiles_per_image
+        return package().plan_upscale(model, height, width, **options.upscale).tiles_per_image
     except Exception:  # noqa: BLE001 - the unit itself will fail with the reason
         return 1
 

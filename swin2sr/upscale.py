@@ -22,15 +22,14 @@ from typing import Callable
 import torch
 
 from . import engine, memory, settings, system
-from .arguments import check_upscale_options, whole_number
+from .arguments import PRECISIONS, check_upscale_options, whole_number
 from .foreign import ModelLike, as_model
 from .io import images
-from .tiling import MIN_TILE, TileRunner, UpscaleCancelled, align_down, fill, tile_grid
+from .tiling import MIN_TILE, TileRunner, UpscaleCancelled, align_down, tile_grid
 from .tiling import is_oom as default_is_oom
 
 log = logging.getLogger("swin2sr")
 
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 MAX_TILES_PER_BATCH = 16
 PLANNING_DEFAULTS = dict(tile="auto", overlap=16, precision="auto", max_input_size=None, memory_budget=None,
                          free_memory=None, device=None)  # fmt: skip
@@ -329,7 +328,7 @@ def upscale_planned(model, job: PlannedInput, *, output_dtype=None, **run) -> tu
     out = images.new_output(plan.batch, *plan.output_size, job.kind, output_dtype)
     with tile_runner(model, plan, report, **run) as runner:
         for b in range(plan.batch):
-            fill(out[b], runner.rows(images.resize(job.color[b : b + 1], *plan.model_input_size), out.dtype))
+            runner.run(images.resize(job.color[b : b + 1], *plan.model_input_size), out[b])
     alpha = None if job.alpha is None else images.resize_alpha(job.alpha, *plan.output_size)
     job.color = job.alpha = None
     return images.finish(out, alpha, job.kind), report

@@ -57,6 +57,12 @@ FILE_CPU_BUDGET = 128 << 20
 ALPHA_MARGIN = 2  # input rows around a band that its bilinear alpha reads (the filter's reach, plus one)
 
 
+def package():
+    """The swin2sr package, also when a host imports it under another name; looked up at call time, so tests
+    can replace its functions."""
+    return sys.modules[__package__]
+
+
 def check_file_paths(source: Path, destination: Path) -> bool:
     """Check what can be checked before the upscale (one-line ValueError); True when `source` is animated."""
     check_output_path(destination)
@@ -170,7 +176,7 @@ class FrameUpscaler:
     ) -> None:  # fmt: skip
         if frames_per_batch < 1:
             raise ValueError(f"frames_per_batch must be at least 1, got {frames_per_batch}")
-        core = sys.modules[__package__]  # the package (also when a host imports it under another name)
+        core = package()
         batch = max(1, min(expected_frames, frames_per_batch))
         self.plan = core.plan_upscale(model, height, width, batch, **options)
         self.model, self.progress, self.expected = model, progress, expected_frames
@@ -198,7 +204,7 @@ def upscale_batch(model, frames: np.ndarray, fixed: dict, progress: Progress | N
 
     What a frame batch costs wherever it runs: `FrameUpscaler` here, a Ray worker (swin2sr.cluster) there.
     """
-    core = sys.modules[__package__]  # the package (also when a host imports it under another name)
+    core = package()
     batch = torch.from_numpy(np.ascontiguousarray(frames))
     return core.upscale(model, batch, layout="BHWC", progress=progress, **fixed).numpy()
 

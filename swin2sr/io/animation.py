@@ -16,11 +16,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .image_files import TRANSPARENT_INDEX, atomic_write, open_image, output_format_for, with_transparent_index
+from .image_files import (
+    ANIMATED_FORMATS,
+    TRANSPARENT_INDEX,
+    atomic_write,
+    open_image,
+    output_format_for,
+    with_transparent_index,
+)
 
 log = logging.getLogger("swin2sr")
 
-ANIMATED_FORMATS = ("GIF", "PNG", "WEBP")  # what Pillow reads and writes as animations
 DISPOSALS = ("none", "background", "previous")  # what happens to a frame's area before the next one
 _GIF_DISPOSAL = {0: "none", 1: "none", 2: "background", 3: "previous"}
 _APNG_DISPOSAL = {0: "none", 1: "background", 2: "previous"}

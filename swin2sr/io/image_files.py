@@ -28,6 +28,8 @@ from .streaming import atomic_file
 
 log = logging.getLogger("swin2sr")
 
+ANIMATED_FORMATS = ("GIF", "PNG", "WEBP")  # what Pillow reads and writes as animations
+
 DEEP_COLOR = "RGB;16"  # ImageFileInfo.mode of 16-bit colour PNG (held as a uint16 numpy array)
 _BITS = {"1": 1, "I;16": 16, "I;16B": 16, "I;16L": 16, "I;16N": 16, "I": 32, "F": 32, DEEP_COLOR: 16}
 
@@ -144,7 +146,7 @@ def check_image_file(path: Path) -> None:
 def read_image(path: Path) -> tuple[Image.Image | np.ndarray, ImageFileInfo]:
     """(pixels upright, at full precision, ImageFileInfo): see the module docstring."""
     image = open_image(path)
-    if getattr(image, "n_frames", 1) > 1 and image.format not in ("GIF", "PNG", "WEBP"):
+    if getattr(image, "n_frames", 1) > 1 and image.format not in ANIMATED_FORMATS:
         log.warning("%s holds %d pages; only the first is upscaled (split the pages to upscale them all)",
                     path, image.n_frames)  # fmt: skip
     if _is_deep_color_tiff(image):
