@@ -11,11 +11,9 @@ before any work is done.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import warnings
-import zlib
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .streaming import atomic_file
+from .streaming import RasterSpec, atomic_file, write_rows
 
 log = logging.getLogger("swin2sr")
 
@@ -227,7 +225,8 @@ def write_image(image, path: Path, info: ImageFileInfo | None = None) -> None:
     image = storable_image(image, output_format)
     metadata = output_metadata(info, _size(image))
     if isinstance(image, np.ndarray):
-        atomic_write(path, lambda f: _write_deep_png(image, f, metadata))
+        height, width, channels = image.shape  # 16-bit colour: the streaming PNG writer, in one band
+        write_rows(path, RasterSpec(width, height, channels, np.uint16, **metadata), [image])
     else:
         atomic_write(path, lambda f: image.save(f, format=output_format.name, **output_format.options, **metadata))
 
@@ -344,23 +343,4 @@ def to_8_bit(array: np.ndarray) -> np.ndarray:
         return (np.clip(array, 0, 1) * 255).round().astype(np.uint8)
     return (np.clip(array.astype(np.float32), 0, 65535) / 257).round().astype(np.uint8)
 
-
-def _write_deep_png(array: np.ndarray, f, metadata: dict) -> None:
-    """16-bit RGB / RGBA PNG through pypng, with the iCCP, eXIf and pHYs chunks Pillow would have written."""
-    png = _pypng()
-    height, width, planes = array.shape
-    dpi = metadata.get("dpi")
-    density = {} if not dpi else dict(x_pixels_per_unit=round(dpi[0] / 0.0254), y_pixels_per_unit=round(dpi[1] / 0.0254),
-                                      unit_is_meter=True)  # fmt: skip
-    writer = png.Writer(width, height, greyscale=False, alpha=planes == 4, bitdepth=16, compression=6, **density)
-    buffer = io.BytesIO()
-    writer.write(buffer, array.reshape(height, width * planes))
-    chunks = list(png.Reader(bytes=buffer.getvalue()).chunks())
-    extra = []
-    if metadata.get("icc_profile"):
-        extra.append((b"iCCP", b"icc\x00\x00" + zlib.compress(metadata["icc_profile"])))
-    if metadata.get("exif"):
-        exif = metadata["exif"]
-        extra.append((b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
-    png.write_chunks(f, chunks[:1] + extra + chunks[1:])
 
