@@ -14,7 +14,7 @@ import importlib.util
 REQUIREMENTS = {
     "numpy": "image conversion",
     "Pillow": "image input and output",
-    "pypng": "16-bit colour PNG input and output (Pillow holds only 8-bit colour)",
+    "pypng": "16-bit colour PNG input (Pillow holds only 8-bit colour)",
     "safetensors": "reading .safetensors checkpoints and the embedded weights",
     "psutil": "memory figures (free RAM, peak memory) on every platform",
 }
