@@ -11,7 +11,7 @@ round, so background load on a shared machine hits them alike.
 - ray 2x1: two workers with one CPU each against ray 1x1: the scaling from 1 to 2 actors.
 - ray 1x2 (with --two-thread-worker): one worker with both CPUs, the other way to use the machine.
 
-It also reports what the README's scaling model needs: seconds per image on one worker, bytes shipped per
+It also reports what the scaling model of docs/cluster.md needs: seconds per image on one worker, bytes shipped per
 image each way, whether the outputs are byte-identical across the three paths (fp32 on CPU), and how many
 frames per second the one video encoder on the driver (libx264, CRF 18, the default) takes at two output sizes.
 

@@ -10,7 +10,7 @@ Every run is a subprocess; its peak RSS comes from os.wait4 (that child alone).
   (streamed, `swin2sr.upscale_file`) and the old path (`swin2sr.upscale` then `write_image`, what the
   CLI did before).  Memory is flat when the largest streamed run is within +15% of the smallest.
 - The builtin-x4 run: 4000x3000 -> 16000x12000 through the CLI (target: peak RSS <= 1.0 GB); the old
-  path's figures are the README's (2.336 GB, 453 s, machine idle) unless --with-old-big reruns it.
+  path's figures are bench_tiling.py's big run (2.336 GB, 453 s, machine idle; benchmarks/README.md) unless --with-old-big reruns it.
 --quick: outputs 2k², 4k², 8k² and a 1000x750 -> 4000x3000 builtin-x4 run (a few minutes).
 Like bench_tiling, children run with MALLOC_MMAP_THRESHOLD_=65536 so RSS follows live memory.
 """
@@ -38,7 +38,7 @@ LIVE_RSS_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
 SWEEP = [(1000, 1000), (2000, 2000), (4000, 4000), (4000, 3000)]  # input (w, h); x4 outputs
 QUICK_SWEEP = [(500, 500), (1000, 1000), (2000, 2000)]
 BIG, QUICK_BIG = (4000, 3000), (1000, 750)
-OLD_BIG = {"peak_rss": 2.336e9, "seconds": 453.0, "note": "README, old path, machine idle"}
+OLD_BIG = {"peak_rss": 2.336e9, "seconds": 453.0, "note": "bench_tiling.py big run, old path, machine idle"}
 FLAT_LIMIT = 1.15
 TARGET_BYTES = 1.0e9
 
@@ -147,7 +147,7 @@ class BilinearX4(torch.nn.Module):
 
 
 def writers() -> str:
-    """PNG/TIFF encoders on one photo-like 2000x1920 RGB image: time and size (the README's comparison).
+    """PNG/TIFF encoders on one photo-like 2000x1920 RGB image: time and size (the encoder table of benchmarks/README.md).
 
     pypng and pyvips are measured when installed (they are not dependencies).
     """

@@ -125,7 +125,7 @@ def format_table(title: str, scores: list[Score]) -> str:
 
 
 def markdown_summary(averages: dict[tuple[str, str, int], Score]) -> str:
-    """The README table: one row per (model, set, scale) with bicubic, the model, the gain and the paper's number."""
+    """The summary table (benchmarks/README.md): one row per (model, set, scale) with bicubic, the model, the gain and the paper's number."""
     lines = ["| model | set | scale | bicubic | model | gain | official Swin2SR (paper, not measured here) |",
              "|---|---|---|---|---|---|---|"]
     for (source, set_name, scale), m in averages.items():
@@ -145,7 +145,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--bf16", action="store_true", help="also report PSNR of the bf16 output against fp32")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--json", type=Path, help="write all scores here")
-    p.add_argument("--markdown", action="store_true", help="finish with the README summary table")
+    p.add_argument("--markdown", action="store_true", help="finish with the summary table of benchmarks/README.md")
     return p.parse_args()
 
 

@@ -24,7 +24,7 @@ Sections (each is a check that passes or fails, or a measurement against a targe
 * oom_recovery -- a real CUDA out-of-memory (torch.cuda.set_per_process_memory_fraction)
   in a planned batch, recovered by split-and-resume; output identical to a clean run.
 * inference_mode -- load and run under torch.inference_mode(), as ComfyUI does.
-* safe_table -- the README's safe single-pass size per VRAM class, run at 12 and
+* safe_table -- the safe single-pass size per VRAM class (docs/tiling-and-memory.md), run at 12 and
   24 GB (memory fraction set to that card size): no OOM, peak within the card.
 
 Exit status 1 if any check fails, 2 if the device is missing.  On the CPU the
@@ -357,7 +357,7 @@ def safe_table(run: Run) -> dict:
     for gb in SAFE_TABLE_GB:
         for name in run.sizes(tuple(configs), tuple(configs)[:2]):
             config = configs[name]
-            side = safe_side(config, gb * GB * memory.CUDA_SAFETY, dtype)  # how the README's table is made
+            side = safe_side(config, gb * GB * memory.CUDA_SAFETY, dtype)  # how docs/tiling-and-memory.md's table is made
             predicted = swin2sr.estimate_memory(config, side, side, 1, dtype, "cuda")
             rows.append({"card_gb": gb, "model": name, "side": side, "predicted": predicted})
             if run.cuda:

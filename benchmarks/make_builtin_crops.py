@@ -1,4 +1,4 @@
-"""Side-by-side crops (bicubic | builtin-x4 | ground truth) from Set5/Set14, for the README.
+"""Side-by-side crops (bicubic | builtin-x4 | ground truth) from Set5/Set14, for docs/embedded-models.md.
 
 Each row is one benchmark image: the official MATLAB-bicubic x4 LR upscaled
 by PIL bicubic and by the embedded model, next to the ground truth; the crop

@@ -16,8 +16,8 @@ decides where each unit runs and commits what comes back.
   actor pools.  A unit whose worker dies on every attempt is reported as failed and the job goes on.
 - Dispatch is the plain `ray.wait` loop of Ray's actor-pool pattern: one unit in flight per actor, the next
   one read and sent only when an actor is free, so memory stays bounded and Ctrl-C (which kills the
-  actors) loses at most the units in flight.  Ray Data's `map_batches` was measured against it (README,
-  "Cluster"): same fault-tolerance defaults, but ~3 s of start-up per job here and inputs that must exist
+  actors) loses at most the units in flight.  Ray Data's `map_batches` was measured against it (docs/cluster.md,
+  "Why Ray actors and not Ray Data"): same fault-tolerance defaults, but ~3 s of start-up per job here and inputs that must exist
   as a dataset up front, where video chunks are decoded lazily on the driver.
 """
 

@@ -202,8 +202,9 @@ def plan_4k(model, **options) -> swin2sr.UpscalePlan:
     return swin2sr.plan_upscale(model, 4096, 4096, device="cuda", max_input_size=0, **options)
 
 
-# ClassicalSR x4, 4096x4096 input: the largest tile side is the README's safe single-pass size for that card;
-# the grid then shares the image evenly (balanced side) and batches as many tiles as still fit.
+# ClassicalSR x4, 4096x4096 input: the largest tile side is the safe single-pass size for that card
+# (docs/tiling-and-memory.md); the grid then shares the image evenly (balanced side) and batches as many tiles as
+# still fit.
 @pytest.mark.parametrize(("free_gb", "largest", "balanced", "per_batch"), [
     (8, 1152, 1040, 1), (12, 1416, 1376, 1), (24, 2008, 1376, 2), (80, 3664, 2056, 3),
 ])  # fmt: skip

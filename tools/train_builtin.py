@@ -6,7 +6,7 @@ model that is there after install.  This script trains one honestly, from
 scratch, with the project's own `swin2sr.arch.Swin2SR` (official key names),
 so the result loads with `swin2sr.load_model("builtin-x4")`.
 
-Recipe (see the README section "Embedded models and quality" for the reasoning and the measured quality):
+Recipe (see docs/embedded-models.md for the reasoning and the measured quality):
 - data: the natural photographs listed in TRAIN_IMAGES (scikit-image,
   scikit-learn and matplotlib sample data); VALIDATION_IMAGES are held out and
   select the checkpoint.  Set5/Set14 are never touched here.

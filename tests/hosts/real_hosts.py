@@ -44,7 +44,7 @@ def hosts_dir() -> Path:
     value = os.environ.get(HOSTS_ENV)
     reason = None
     if not value:
-        reason = f"${HOSTS_ENV} is not set (build the hosts with tools/setup_hosts.sh, see README)"
+        reason = f"${HOSTS_ENV} is not set (build the hosts with tools/setup_hosts.sh, see docs/development.md)"
     elif not (Path(value) / ".setup-complete").is_file():
         reason = f"${HOSTS_ENV}={value} holds no finished host build (tools/setup_hosts.sh)"
     if reason is None:
