@@ -1,0 +1,45 @@
+"""The service on this machine: uvicorn, with the queue's drain started the moment SIGTERM arrives."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from .app import create_app
+from .service import ServeConfig, Service
+
+log = logging.getLogger("swin2sr")
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server that begins the queue's drain when SIGTERM/SIGINT arrives.
+
+    Waiting jobs are cancelled at once, so the connections that ?wait=true requests hold end and uvicorn's own
+    graceful shutdown does not wait on them; the running job gets the drain time, then the app's shutdown
+    closes the service (workers joined, data folder removed).
+    """
+
+    def __init__(self, config: uvicorn.Config, service: Service) -> None:
+        super().__init__(config)
+        self.service = service
+
+    def handle_exit(self, sig, frame) -> None:
+        self.service.queue.begin_drain()  # sets two attributes: safe in a signal handler
+        super().handle_exit(sig, frame)
+
+
+def run_uvicorn(config: ServeConfig, host: str, port: int, *, quiet: bool = False) -> int:
+    """Serve until SIGTERM or Ctrl-C, then drain: no new jobs, the running one finishes, the data folder goes."""
+    service = Service(config)
+    server = DrainingServer(uvicorn.Config(
+        create_app(service), host=host, port=port, log_level="warning" if quiet else "info",
+        timeout_graceful_shutdown=int(config.drain_seconds) + 5,
+    ), service)  # fmt: skip
+    log.info("swin2sr serve: http://%s:%d/ (models: %s; devices: %s)", host, port, ", ".join(config.models),
+             ", ".join(config.devices))
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises the signal it drained on; the drain is done by now
+        pass
+    return 0
