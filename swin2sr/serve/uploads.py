@@ -8,6 +8,7 @@ of the format found in its header, inside the job's own folder.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -83,8 +84,9 @@ def inspect_upload(path: Path, max_pixels: int) -> InputFile:
                 image.verify()  # chunk structure and checksums (PNG), without decoding the pixels
         except UploadError:
             raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise UploadError(413, _pixels_message(max_pixels)) from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # Pillow's own cap, at open
+            pixels = re.search(r"\((\d+) pixels\)", str(exc))
+            raise UploadError(413, _pixels_message(max_pixels, int(pixels[1]) if pixels else 0)) from None
         except UnidentifiedImageError:
             raise UploadError(
                 400, "the upload is not an image Pillow can read; send a PNG, JPEG, WebP, GIF, BMP or TIFF file"
@@ -101,16 +103,17 @@ def _header(image: Image.Image, path: Path, max_pixels: int) -> InputFile:
                                "file")
     width, height = image.size
     if width * height > max_pixels:  # checked before counting frames, which reads through the file
-        raise UploadError(413, _pixels_message(max_pixels, width, height))
+        raise UploadError(413, _pixels_message(max_pixels, width * height, f" ({width}x{height})"))
     frames = getattr(image, "n_frames", 1) if image.format in ANIMATED_SUFFIX else 1
     if width * height * frames > max_pixels:
-        raise UploadError(413, _pixels_message(max_pixels, width, height, frames))
+        detail = f" ({width}x{height} x {frames} frames)"
+        raise UploadError(413, _pixels_message(max_pixels, width * height * frames, detail))
     return InputFile(path, image.format, width, height, frames)
 
 
-def _pixels_message(max_pixels: int, width: int = 0, height: int = 0, frames: int = 1) -> str:
-    size = f" ({width}x{height}{f' x {frames} frames' if frames > 1 else ''})" if width else ""
-    return (f"the image has too many pixels{size} for this server's limit of {max_pixels / 1e6:g} megapixels; "
+def _pixels_message(max_pixels: int, pixels: int, detail: str = "") -> str:
+    count = f"{pixels / 1e6:g} megapixels{detail}" if pixels else "too many pixels"
+    return (f"the image has {count}, over this server's limit of {max_pixels / 1e6:g} megapixels; "
             "shrink it first (or start the server with a larger --max-megapixels)")
 
 
