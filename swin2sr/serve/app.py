@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import shutil
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 
@@ -27,7 +28,7 @@ from starlette.exceptions import HTTPException
 
 from .forms import BodyLimit, BodyTooLarge, check_multipart, read_options, upload_field
 from .queue import SHUTDOWN_MESSAGE, Job, QueueFull, ShuttingDown, new_job_folder
-from .service import Service
+from .service import ServeConfig, Service
 from .telemetry import Telemetry
 from .uploads import UploadError, inspect_upload, save_upload, too_large_message
 
@@ -35,22 +36,26 @@ WAIT_POLL = 0.1  # seconds between looks at a job (and at the client's connectio
 MEDIA_TYPES = {".png": "image/png", ".gif": "image/gif", ".webp": "image/webp"}
 
 
-def create_app(service: Service, *, manage_service: bool = True) -> FastAPI:
-    """The FastAPI app over `service`; with manage_service the app starts it and closes it (drain) at shutdown."""
+def create_app(config: ServeConfig, make_service: Callable[[], Service]) -> FastAPI:
+    """The FastAPI app; the service comes from `make_service()` at startup and is closed (drained) at shutdown.
+
+    Made at startup, in the process that serves: here that is this one (the models are already loaded), on
+    Ray Serve the ingress replica (where the service's runner is a handle to the upscaling replicas).
+    """
+    service: Service | None = None
     telemetry = Telemetry()
-    telemetry.watch(service.queue)
-    service.queue.on_finish = telemetry.job_finished
-    config = service.config
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
-        if manage_service:
-            service.start()
+        nonlocal service
+        service = make_service()
+        telemetry.watch(service.queue)
+        service.queue.on_finish = telemetry.job_finished
+        service.start()
         try:
             yield
         finally:
-            if manage_service:
-                await asyncio.to_thread(service.close)
+            await asyncio.to_thread(service.close)
 
     app = FastAPI(title="Swin2SR upscaler", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(BodyLimit, path="/v1/upscale", max_bytes=config.max_upload_bytes)

@@ -33,7 +33,7 @@ def run_uvicorn(config: ServeConfig, host: str, port: int, *, quiet: bool = Fals
     """Serve until SIGTERM or Ctrl-C, then drain: no new jobs, the running one finishes, the data folder goes."""
     service = Service(config)
     server = DrainingServer(uvicorn.Config(
-        create_app(service), host=host, port=port, log_level="warning" if quiet else "info",
+        create_app(config, lambda: service), host=host, port=port, log_level="warning" if quiet else "info",
         timeout_graceful_shutdown=int(config.drain_seconds) + 5,
     ), service)  # fmt: skip
     log.info("swin2sr serve: http://%s:%d/ (models: %s; devices: %s)", host, port, ", ".join(config.models),

@@ -10,11 +10,10 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .queue import Job, JobQueue
+from .queue import Job, JobQueue, Runner
 from .render import render
 
 log = logging.getLogger("swin2sr")
@@ -55,16 +54,31 @@ class ModelShelf:
         return self._models[(name, device)]
 
 
-class Service:
-    """The data folder, the models and the queue of one server process."""
+class LocalRunner:
+    """Runs jobs in this process: the served models loaded once per device, each job through `render`."""
 
-    def __init__(self, config: ServeConfig, on_finish: Callable[[Job, float], None] | None = None) -> None:
-        self.config = config
+    def __init__(self, config: ServeConfig) -> None:
         self.models = ModelShelf(config.models, config.devices)
+        self.upscale = config.upscale
+
+    def __call__(self, job: Job, device: str, progress, cancel) -> None:
+        model = self.models.get(job.options.model, device)
+        render(model, job.source, job.destination, job.options, dict(self.upscale, device=device), progress, cancel)
+
+
+class Service:
+    """The data folder and the queue of one server; `runner` does the jobs (default: here, `LocalRunner`).
+
+    The queue has one worker per entry of `config.devices`: a device here, a Ray Serve replica with --ray.
+    """
+
+    def __init__(self, config: ServeConfig, runner: Runner | None = None) -> None:
+        self.config = config
+        runner = runner or LocalRunner(config)
         self.root = Path(tempfile.mkdtemp(prefix="swin2sr-serve-", dir=config.data_dir))
         self.queue = JobQueue(
-            self._run, list(config.devices), capacity=config.queue, keep_seconds=config.keep_seconds,
-            drain_seconds=config.drain_seconds, on_finish=on_finish,
+            runner, list(config.devices), capacity=config.queue, keep_seconds=config.keep_seconds,
+            drain_seconds=config.drain_seconds,
         )  # fmt: skip
 
     def start(self) -> None:
@@ -74,8 +88,3 @@ class Service:
         """Drain the queue and remove the data folder with everything in it."""
         self.queue.close()
         shutil.rmtree(self.root, ignore_errors=True)
-
-    def _run(self, job: Job, device: str, progress, cancel) -> None:
-        model = self.models.get(job.options.model, device)
-        options = dict(self.config.upscale, device=device)
-        render(model, job.source, job.destination, job.options, options, progress, cancel)
