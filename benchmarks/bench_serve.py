@@ -7,10 +7,11 @@ queue smaller than the client count (`--queue`, default 8), so the full-queue pa
 
 Reported: throughput (good results per second), p50/p95 latency of good uploads (first try to result, retries
 included), the server's peak RSS (its own ru_maxrss, read by a small launcher process when the server exits,
-and the largest RSS seen by polling), counts of first answers by status, and the two numbers that must be 0:
+and the largest RSS of its whole process tree seen by polling: with --ray that includes Ray and the replicas), counts of first answers by status, and the two numbers that must be 0:
 lost (no answer, a connection error, or a wrong result) and 5xx.
 
     python benchmarks/bench_serve.py --requests 200 --clients 16 --threads 2
+    python benchmarks/bench_serve.py --requests 200 --clients 16 --ray 2     # local Ray Serve, 2 replicas
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class Server:
         self.report = data_dir / "launcher.json"
         command = [sys.executable, "-c", LAUNCHER, str(self.report), sys.executable, "-m", "swin2sr", "-q", "serve",
                    "--host", "127.0.0.1", "--port", str(self.port), "--device", "cpu", "--queue", str(args.queue),
-                   "--data-dir", str(data_dir)]  # fmt: skip
+                   "--data-dir", str(data_dir), *(["--ray", "--ray-replicas", str(args.ray)] if args.ray else [])]
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
         self.launcher = subprocess.Popen(command, cwd=ROOT, env=env)
         self.polled_peak = 0
@@ -107,10 +108,12 @@ class Server:
         return psutil.Process(self.launcher.pid).children()[0]
 
     def _poll(self) -> None:
+        """The largest RSS of the server with all its descendants (Ray's raylet and replicas with --ray)."""
         process = self._server_process()
         while not self._stop.wait(0.1):
             try:
-                self.polled_peak = max(self.polled_peak, process.memory_info().rss)
+                tree = [process, *process.children(recursive=True)]
+                self.polled_peak = max(self.polled_peak, sum(_rss(p) for p in tree))
             except psutil.NoSuchProcess:
                 return
 
@@ -119,6 +122,13 @@ class Server:
         self._server_process().send_signal(signal.SIGTERM)
         self.launcher.wait(120)
         return json.loads(self.report.read_text())
+
+
+def _rss(process: psutil.Process) -> int:
+    try:
+        return process.memory_info().rss
+    except psutil.NoSuchProcess:
+        return 0
 
 
 def good_request(url: str, data: bytes, side: int) -> tuple[int, float, str]:
@@ -182,12 +192,13 @@ def run(args) -> dict:
     latencies = sorted(r[1] for r in good if r[2] == "ok")
     firsts = Counter(r[0] for r in results)
     return {
+        "server": f"ray serve, {args.ray} replicas x 1 thread" if args.ray else f"1 worker x {args.threads} threads",
         "requests": len(work), "clients": args.clients, "queue": args.queue, "threads": args.threads,
         "wall_s": round(wall, 1), "results_per_s": round(len(latencies) / wall, 2),
         "p50_s": round(statistics.median(latencies), 2),
         "p95_s": round(latencies[int(0.95 * (len(latencies) - 1))], 2),
-        "peak_rss_mb_ru_maxrss": round(launcher["maxrss_kib"] / 1024), "peak_rss_mb_polled": round(
-            server.polled_peak / 2**20),
+        "peak_rss_mb_ru_maxrss": round(launcher["maxrss_kib"] / 1024),  # the server process (the Ray driver)
+        "peak_rss_mb_polled_tree": round(server.polled_peak / 2**20),
         "first_status": dict(sorted(firsts.items())), "lost": sum(r[2] != "ok" for r in results),
         "lost_reasons": sorted({r[2] for r in results if r[2] != "ok"}),
         "5xx": sum(1 for r in results if r[0] >= 500), "server_exit": launcher["exit"], "leftover_files": leftovers,
@@ -209,6 +220,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--queue", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the server")
+    parser.add_argument("--ray", type=int, default=0, metavar="REPLICAS",
+                        help="serve on a local Ray Serve with this many upscaling replicas (1 CPU each)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     figures = run(args)

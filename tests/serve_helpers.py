@@ -40,7 +40,9 @@ def free_port() -> int:
 class ServeProcess:
     """`python -m swin2sr serve ARGS --port <free>` with its data folder; `url` once healthy."""
 
-    def __init__(self, data_dir: Path, *args: str, env: dict | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, *args: str, env: dict | None = None, start_seconds: float = START_SECONDS
+    ) -> None:
         import requests
 
         self.data_dir = data_dir
@@ -52,9 +54,9 @@ class ServeProcess:
             [sys.executable, "-m", "swin2sr", "serve", "--host", "127.0.0.1", "--port", str(self.port),
              "--device", "cpu", "--data-dir", str(data_dir), *args],
             cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
-            env={**clean, "OMP_NUM_THREADS": "1", **(env or {})},
+            env={**clean, "OMP_NUM_THREADS": "1", **(env or {})}, start_new_session=True,
         )  # fmt: skip
-        deadline = time.monotonic() + START_SECONDS
+        deadline = time.monotonic() + start_seconds
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"swin2sr serve exited with {self.process.returncode}:\n{self.output()}")
@@ -64,7 +66,7 @@ class ServeProcess:
             except requests.ConnectionError:
                 time.sleep(0.2)
         self.stop()
-        raise RuntimeError(f"swin2sr serve did not answer within {START_SECONDS} s:\n{self.output()}")
+        raise RuntimeError(f"swin2sr serve did not answer within {start_seconds} s:\n{self.output()}")
 
     def output(self) -> str:
         self.log.flush()

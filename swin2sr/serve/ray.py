@@ -134,7 +134,11 @@ def build_application(config: ServeConfig, replicas: int, threads: int | None, r
 def run_on_ray(config: ServeConfig, args) -> int:
     """Deploy on Ray Serve at --host/--port and serve until SIGTERM or Ctrl-C, then shut the deployments down."""
     ray = import_ray()
-    from ray import serve
+    try:
+        from ray import serve
+    except ImportError:
+        raise ValueError("swin2sr serve --ray needs Ray Serve; install it with: "
+                         "pip install 'swin2sr-upscaler[serve,serve-ray]'") from None
 
     cluster = ClusterOptions(address=args.ray or None, actors=args.ray_replicas, threads=args.ray_threads)
     with ray_session(ray, cluster.address):
@@ -146,7 +150,9 @@ def run_on_ray(config: ServeConfig, args) -> int:
         stopped = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stopped.set())
-        stopped.wait()
+        while not stopped.wait(0.5):  # polled: a signal taken by one of Ray's threads would not wake a plain wait
+            pass
+        log.info("swin2sr serve: stopping (draining the queue)")
         serve.shutdown()  # the ingress's lifespan shutdown drains its queue and removes its data folder
     return 0
 
