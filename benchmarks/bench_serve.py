@@ -95,14 +95,14 @@ class Server:
         self._poller.start()
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             try:
                 if requests.get(self.url + "/healthz", timeout=2).ok:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or (Ray Serve) its proxy not yet routing
                 time.sleep(0.2)
-        raise SystemExit("the server did not start within 120 s")
+        raise SystemExit("the server did not start within 180 s")
 
     def _server_process(self) -> psutil.Process:
         return psutil.Process(self.launcher.pid).children()[0]

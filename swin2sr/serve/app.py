@@ -27,7 +27,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from .forms import BodyLimit, BodyTooLarge, check_multipart, read_options, upload_field
-from .queue import SHUTDOWN_MESSAGE, Job, QueueFull, ShuttingDown, new_job_folder
+from .queue import Job, QueueFull, ShuttingDown, new_job_folder
 from .service import ServeConfig, Service
 from .telemetry import Telemetry
 from .uploads import UploadError, inspect_upload, save_upload, too_large_message
@@ -98,18 +98,15 @@ def create_app(config: ServeConfig, make_service: Callable[[], Service]) -> Fast
     @app.post("/v1/upscale")
     async def upscale(request: Request, wait: bool = False) -> Response:
         authorize(request)
-        if service.queue.draining:
-            raise HTTPException(503, SHUTDOWN_MESSAGE)
-        job = await _accept(request, service)
         try:
-            service.queue.submit(job)
+            service.queue.check_room()  # before the upload is read; and again when the job joins the queue
+            job = await _accept(request, service)
+            _submit(service, job)
         except QueueFull as exc:
-            shutil.rmtree(job.folder, ignore_errors=True)
             telemetry.refused.labels("429").inc()
             return _error(429, f"{exc}; the server holds {config.queue} waiting jobs",
                           {"Retry-After": str(exc.retry_after)})
         except ShuttingDown as exc:
-            shutil.rmtree(job.folder, ignore_errors=True)
             raise HTTPException(503, str(exc)) from None
         if wait:
             return await _wait_for(job, request, service)
@@ -157,6 +154,15 @@ async def _accept(request: Request, service: Service) -> Job:
     finally:
         await form.close()
     return Job(folder, found.path, folder / f"result{found.result_suffix}", options)
+
+
+def _submit(service: Service, job: Job) -> None:
+    """Queue the job; one refused after all (the queue filled meanwhile) loses its files."""
+    try:
+        service.queue.submit(job)
+    except (QueueFull, ShuttingDown):
+        shutil.rmtree(job.folder, ignore_errors=True)
+        raise
 
 
 def _check_options(options, found) -> None:

@@ -37,6 +37,8 @@ def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-upload-mb", type=float, default=50, help="largest upload in MB (default 50)")
     parser.add_argument("--max-megapixels", type=float, default=40,
                         help="largest image in megapixels, all frames of an animation together (default 40)")
+    parser.add_argument("--threads", type=cli._positive_int, default=None,
+                        help="torch threads for CPU work (default: torch's; 1 is fastest on a busy shared machine)")
     parser.add_argument("--fp16", action=argparse.BooleanOptionalAction, default=None,
                         help="allow half precision on CUDA (default: env FP16_ENABLE, else yes)")
     parser.add_argument("--token", default=os.environ.get(TOKEN_ENV) or None,
@@ -68,7 +70,7 @@ def run_serve(args: argparse.Namespace) -> int:
     check_port_free(args.host, args.port)
     from .local import run_uvicorn
 
-    return run_uvicorn(config, args.host, args.port, quiet=args.quiet)
+    return run_uvicorn(config, args.host, args.port, quiet=args.quiet, threads=args.threads)
 
 
 def serve_config(args: argparse.Namespace):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import torch
 import uvicorn
 
 from .app import create_app
@@ -29,8 +30,13 @@ class DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def run_uvicorn(config: ServeConfig, host: str, port: int, *, quiet: bool = False) -> int:
-    """Serve until SIGTERM or Ctrl-C, then drain: no new jobs, the running one finishes, the data folder goes."""
+def run_uvicorn(config: ServeConfig, host: str, port: int, *, quiet: bool = False, threads: int | None = None) -> int:
+    """Serve until SIGTERM or Ctrl-C, then drain: no new jobs, the running one finishes, the data folder goes.
+
+    threads: torch's CPU threads (None: torch's default, one per core).
+    """
+    if threads:
+        torch.set_num_threads(threads)
     service = Service(config)
     server = DrainingServer(uvicorn.Config(
         create_app(config, lambda: service), host=host, port=port, log_level="warning" if quiet else "info",

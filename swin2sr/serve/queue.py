@@ -19,7 +19,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..tiling import UpscaleCancelled
@@ -55,13 +55,17 @@ class Job:
     source: Path
     destination: Path
     options: RenderOptions
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
     status: str = "queued"
     progress: float = 0.0
     error: str | None = None
     user_error: bool = False  # failed because of the input or an option (the client's to fix), not the server
     finished_at: float | None = None
     cancel_requested: bool = False
+
+    @property
+    def id(self) -> str:
+        """The job's id is its folder's random name."""
+        return self.folder.name
 
     @property
     def finished(self) -> bool:
@@ -111,13 +115,17 @@ class JobQueue:
     def submit(self, job: Job) -> None:
         """Queue `job`, or raise ShuttingDown / QueueFull (the caller then removes its folder)."""
         with self._cond:
-            if self.draining:
-                raise ShuttingDown(SHUTDOWN_MESSAGE)
-            if len(self._waiting) >= self.capacity:
-                raise QueueFull(self._retry_after())
+            self.check_room()
             self._waiting.append(job)
             self._jobs[job.id] = job
             self._cond.notify()
+
+    def check_room(self) -> None:
+        """Raise ShuttingDown or QueueFull now, so that a refused upload is not even read."""
+        if self.draining:
+            raise ShuttingDown(SHUTDOWN_MESSAGE)
+        if len(self._waiting) >= self.capacity:
+            raise QueueFull(self._retry_after())
 
     def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
