@@ -43,8 +43,6 @@ class ServeProcess:
     def __init__(
         self, data_dir: Path, *args: str, env: dict | None = None, start_seconds: float = START_SECONDS
     ) -> None:
-        import requests
-
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -56,17 +54,25 @@ class ServeProcess:
             cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
             env={**clean, "OMP_NUM_THREADS": "1", **(env or {})}, start_new_session=True,
         )  # fmt: skip
-        deadline = time.monotonic() + start_seconds
+        try:
+            self._wait_until_healthy(start_seconds)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_until_healthy(self, seconds: float) -> None:
+        import requests
+
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"swin2sr serve exited with {self.process.returncode}:\n{self.output()}")
             try:
                 if requests.get(f"{self.url}/healthz", timeout=2).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or (Ray Serve) its proxy not routing yet
                 time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"swin2sr serve did not answer within {start_seconds} s:\n{self.output()}")
+        raise RuntimeError(f"swin2sr serve did not answer within {seconds} s:\n{self.output()}")
 
     def output(self) -> str:
         self.log.flush()
