@@ -7,8 +7,9 @@ queue smaller than the client count (`--queue`, default 8), so the full-queue pa
 
 Reported: throughput (good results per second), p50/p95 latency of good uploads (first try to result, retries
 included), the server's peak RSS (its own ru_maxrss, read by a small launcher process when the server exits,
-and the largest RSS of its whole process tree seen by polling: with --ray that includes Ray and the replicas), counts of first answers by status, and the two numbers that must be 0:
-lost (no answer, a connection error, or a wrong result) and 5xx.
+and the largest RSS of its whole process tree seen by polling: with --ray that includes Ray and the replicas),
+counts of first answers by status, and the two numbers that must be 0: lost (no answer, a connection error,
+or a wrong result) and 5xx.
 
     python benchmarks/bench_serve.py --requests 200 --clients 16 --threads 2
     python benchmarks/bench_serve.py --requests 200 --clients 16 --ray 2     # local Ray Serve, 2 replicas

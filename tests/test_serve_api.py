@@ -16,7 +16,7 @@ import pytest
 from serve_helpers import ServeProcess, decoded, gif_bytes, png_bytes, require_serve_packages
 
 require_serve_packages()
-import requests  # noqa: E402
+import requests
 
 TIMEOUT = 60  # seconds any one request or wait may take
 TOKEN = "s3cret-token"
@@ -261,7 +261,8 @@ def test_delete_cancels_a_queued_job(busy_server):
 def test_a_client_that_goes_away_cancels_its_job(busy_server):
     def cancelled_count() -> float:
         text = requests.get(f"{busy_server.url}/metrics", headers=AUTH, timeout=TIMEOUT).text
-        line = next((l for l in text.splitlines() if l.startswith('swin2sr_serve_jobs_finished_total{status="cancelled"}')), "")
+        prefix = 'swin2sr_serve_jobs_finished_total{status="cancelled"}'
+        line = next((line for line in text.splitlines() if line.startswith(prefix)), "")
         return float(line.split()[-1]) if line else 0.0
 
     before = cancelled_count()

@@ -14,7 +14,7 @@ import pytest
 from serve_helpers import ServeProcess, decoded, png_bytes, require_serve_packages
 
 require_serve_packages()
-import requests  # noqa: E402
+import requests
 
 TIMEOUT = 60
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -16,7 +16,7 @@ from serve_helpers import ServeProcess, decoded, png_bytes, require_serve_packag
 require_serve_packages()
 if os.environ.get("CI") != "true":
     pytest.importorskip("ray.serve")
-import requests  # noqa: E402
+import requests
 
 TIMEOUT = 120
 SLOW = png_bytes(160, 160, seed=9)  # with --tile 32 at full resolution: dozens of tile batches
@@ -49,7 +49,7 @@ def test_two_replicas_serve_the_same_pixels_as_the_local_path(ray_server):
 
 def test_progress_comes_back_from_the_replica_and_delete_cancels_it(ray_server):
     job = requests.post(f"{ray_server.url}/v1/upscale", files={"image": ("s.png", SLOW)}, timeout=TIMEOUT).json()
-    seen, deadline = set(), time.monotonic() + TIMEOUT
+    deadline = time.monotonic() + TIMEOUT
     while (status := job_status(ray_server, job["id"]))["progress"] == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert 0 < status["progress"] < 1 and status["status"] == "running", status

@@ -217,7 +217,8 @@ class JobQueue:
             job.progress = max(job.progress, min(done / total, 1.0)) if total > 0 else job.progress
 
         def cancel() -> bool:
-            return job.cancel_requested or (self.draining and time.monotonic() - self.drain_started > self.drain_seconds)
+            overdue = self.draining and time.monotonic() - self.drain_started > self.drain_seconds
+            return job.cancel_requested or overdue
 
         status, error, user_error = "done", None, False
         try:

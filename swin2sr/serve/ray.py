@@ -96,11 +96,15 @@ class ReplicaRunner:
             if event[0] == "progress":
                 progress(event[1], event[2])
             elif event[0] == "result":
-                atomic_write(job.destination, lambda out: out.write(event[1]))
+                _save(job.destination, event[1])
                 return
             else:
                 _raise_failure(event[1], event[2])
         raise RuntimeError("the upscaling replica ended the job without a result")
+
+
+def _save(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda out: out.write(data))
 
 
 def _raise_failure(kind: str, message: str) -> None:

@@ -8,6 +8,7 @@ of the format found in its header, inside the job's own folder.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import warnings
 from collections.abc import AsyncIterator
@@ -51,15 +52,21 @@ class InputFile:
 
 
 async def save_upload(chunks: AsyncIterator[bytes], folder: Path, max_bytes: int) -> Path:
-    """Write the upload's bytes to `folder/upload` (never the client's name), refusing empty and oversized ones."""
+    """Write the upload's bytes to `folder/upload` (never the client's name), refusing empty and oversized ones.
+
+    The writes run in a thread: the event loop keeps answering other clients meanwhile.
+    """
     path = folder / "upload"
     size = 0
-    with open(path, "wb") as out:
+    out = await asyncio.to_thread(open, path, "wb")
+    try:
         async for chunk in chunks:
             size += len(chunk)
             if size > max_bytes:
                 raise UploadError(413, too_large_message(max_bytes))
-            out.write(chunk)
+            await asyncio.to_thread(out.write, chunk)
+    finally:
+        out.close()
     if size == 0:
         raise UploadError(400, "the uploaded file is empty; send an image file (PNG, JPEG, WebP, GIF, BMP or TIFF)")
     return path
