@@ -24,7 +24,7 @@ START_SECONDS = 60
 
 
 def require_serve_packages() -> None:
-    for name in ("fastapi", "uvicorn", "multipart", "prometheus_client", "requests"):
+    for name in ("fastapi", "uvicorn", "python_multipart", "prometheus_client", "requests"):
         if os.environ.get("CI") == "true":
             __import__(name)  # CI installs the test extra: a missing package is a failure there
         else:

@@ -1,6 +1,6 @@
 """`swin2sr serve`'s HTTP API against a real uvicorn process on 127.0.0.1 (issue 18).
 
-One server with the defaults (and a 1 MB upload limit) answers results, options and bad uploads; the queue,
+One server with the defaults (plus a 1 MB upload limit and a second model) answers results, options and bad uploads; the queue,
 cancellation, token and shutdown tests use a second one (queue of 2, small tiles so a job takes seconds).
 """
 
@@ -25,7 +25,7 @@ TOKEN = "s3cret-token"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     data = tmp_path_factory.mktemp("serve-data")
-    process = ServeProcess(data, "--max-upload-mb", "1")
+    process = ServeProcess(data, "--max-upload-mb", "1", "--model", "builtin-x4", "--model", "builtin-x2")
     yield process
     assert process.stop() == 0, process.output()
     assert list(data.iterdir()) == [], "the data folder is left empty"
@@ -91,7 +91,7 @@ def test_the_job_status_has_the_fixed_shape(server):
 @pytest.mark.parametrize(
     ("fields", "size"),
     [({"factor": "2"}, (40, 24)), ({"width": "30"}, (30, 18)), ({"width": "33", "height": "7"}, (33, 7)),
-     ({"faces": "true"}, (80, 48))],
+     ({"faces": "true"}, (80, 48)), ({"model": "builtin-x2"}, (40, 24))],
 )  # fmt: skip
 def test_size_options_give_the_asked_size(server, fields, size):
     response = post(server, png_bytes(20, 12, seed=4), wait=True, **fields)
@@ -115,7 +115,7 @@ def test_an_animated_gif_comes_back_animated(server):
 
 @pytest.mark.parametrize(
     ("fields", "words"),
-    [({"model": "builtin-x2"}, ["builtin-x2", "builtin-x4"]), ({"factor": "abc"}, ["factor"]),
+    [({"model": "classical-x4"}, ["classical-x4", "builtin-x4, builtin-x2"]), ({"factor": "abc"}, ["factor"]),
      ({"factor": "-1"}, ["positive"]), ({"sharpen": "0.9"}, ["sharpen", "0.5"]), ({"faces": "maybe"}, ["faces"]),
      ({"factor": "2", "width": "10"}, ["either"]), ({"factor": "1000"}, ["4096"])],
 )  # fmt: skip
@@ -193,7 +193,7 @@ def test_a_finished_job_deleted_is_gone(server):
 
 def test_health_and_metrics(server):
     health = requests.get(f"{server.url}/healthz", timeout=TIMEOUT).json()
-    assert health["status"] == "ok" and health["models"] == ["builtin-x4"] and health["devices"] == ["cpu"]
+    assert health["status"] == "ok" and health["models"] == ["builtin-x4", "builtin-x2"] and health["devices"] == ["cpu"]
     post(server, png_bytes(8, 8), wait=True)
     text = requests.get(f"{server.url}/metrics", timeout=TIMEOUT).text
     for line in ('swin2sr_serve_jobs{status="done"}', "swin2sr_serve_queue_length 0.0",

@@ -60,7 +60,7 @@ def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    require("fastapi", "uvicorn", "multipart", "prometheus_client")
+    require("fastapi", "uvicorn", "python_multipart", "prometheus_client")
     config = serve_config(args)
     warn_if_exposed(args.host, config.token)
     if args.ray is not None:
