@@ -55,3 +55,16 @@ def test_listening_beyond_this_machine_warns(caplog, host, warned):
     assert bool(caplog.records) == warned
     if warned:
         assert "set --token" in caplog.text and "HTTPS" in caplog.text
+
+
+def test_the_core_and_the_command_line_import_without_the_serve_extra():
+    """Only swin2sr/serve/app.py needs FastAPI at import; hosts and the other commands never import it."""
+    import subprocess
+
+    blocked = "fastapi starlette uvicorn python_multipart multipart prometheus_client".split()
+    code = (f"import sys; sys.modules.update(dict.fromkeys({blocked!r}));"
+            "import pkgutil, importlib, swin2sr, swin2sr.cli;"
+            "[importlib.import_module(m.name) for m in pkgutil.walk_packages(swin2sr.__path__, 'swin2sr.')"
+            " if m.name not in ('swin2sr.serve.app', 'swin2sr.__main__')]")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

@@ -4,11 +4,16 @@ An optional extra (`pip install swin2sr-upscaler[serve]`): nothing here imports 
 prometheus_client until the service starts (`require` names the extra when one is missing).
 
     command.py   the `serve` subcommand: flags and environment knobs -> ServeConfig, then uvicorn or Ray Serve
+    forms.py     the request's envelope: body-size limit, the multipart field `image`, the option fields
     uploads.py   an upload becomes a checked input file: size, header (pixel count) and format, before decoding
     render.py    one job through the core: the CLI's `upscale_file`, or `upscale` + sharpen/resize/faces
     queue.py     the bounded queue, one worker per device, cancellation, expiry, drain on SIGTERM
+    service.py   ServeConfig, the models per device, the data folder and the queue of one server
+    telemetry.py the Prometheus metrics
     app.py       the routes: parse, validate, enqueue, answer (no model code)
+    local.py     uvicorn on this machine, draining on SIGTERM
     ray.py       the same app on Ray Serve replicas
+    static/      the page (HTML, JS, CSS), nothing loaded from the internet
 """
 
 from __future__ import annotations

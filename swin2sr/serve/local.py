@@ -4,30 +4,9 @@ from __future__ import annotations
 
 import logging
 
-import torch
-import uvicorn
-
-from .app import create_app
 from .service import ServeConfig, Service
 
 log = logging.getLogger("swin2sr")
-
-
-class DrainingServer(uvicorn.Server):
-    """uvicorn's server that begins the queue's drain when SIGTERM/SIGINT arrives.
-
-    Waiting jobs are cancelled at once, so the connections that ?wait=true requests hold end and uvicorn's own
-    graceful shutdown does not wait on them; the running job gets the drain time, then the app's shutdown
-    closes the service (workers joined, data folder removed).
-    """
-
-    def __init__(self, config: uvicorn.Config, service: Service) -> None:
-        super().__init__(config)
-        self.service = service
-
-    def handle_exit(self, sig, frame) -> None:
-        self.service.queue.begin_drain()  # sets two attributes: safe in a signal handler
-        super().handle_exit(sig, frame)
 
 
 def run_uvicorn(config: ServeConfig, host: str, port: int, *, quiet: bool = False, threads: int | None = None) -> int:
@@ -35,13 +14,19 @@ def run_uvicorn(config: ServeConfig, host: str, port: int, *, quiet: bool = Fals
 
     threads: torch's CPU threads (None: torch's default, one per core).
     """
+    import torch
+    import uvicorn
+
+    from .app import create_app
+
     if threads:
         torch.set_num_threads(threads)
     service = Service(config)
-    server = DrainingServer(uvicorn.Config(
+    server = uvicorn.Server(uvicorn.Config(
         create_app(config, lambda: service), host=host, port=port, log_level="warning" if quiet else "info",
         timeout_graceful_shutdown=int(config.drain_seconds) + 5,
-    ), service)  # fmt: skip
+    ))  # fmt: skip
+    server.handle_exit = _draining_first(service, server.handle_exit)
     log.info("swin2sr serve: http://%s:%d/ (models: %s; devices: %s)", host, port, ", ".join(config.models),
              ", ".join(config.devices))
     try:
@@ -49,3 +34,18 @@ def run_uvicorn(config: ServeConfig, host: str, port: int, *, quiet: bool = Fals
     except KeyboardInterrupt:  # uvicorn re-raises the signal it drained on; the drain is done by now
         pass
     return 0
+
+
+def _draining_first(service: Service, handle_exit):
+    """uvicorn's signal handler, preceded by the start of the queue's drain.
+
+    Waiting jobs are cancelled at once, so the connections that ?wait=true requests hold end and uvicorn's
+    graceful shutdown does not wait on them; the running job gets the drain time, then the app's shutdown
+    closes the service (workers joined, data folder removed).
+    """
+
+    def handler(sig, frame) -> None:
+        service.queue.begin_drain()  # sets two attributes: safe in a signal handler
+        handle_exit(sig, frame)
+
+    return handler
