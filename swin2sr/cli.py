@@ -249,11 +249,13 @@ class TextProgressBar:
 # --- entry point -----------------------------------------------------------------------------------
 
 from .cli_pipelines import COMMANDS as PIPELINE_COMMANDS  # noqa: E402  (faces, two-stage; imports this module)
+from .serve.command import add_serve_command  # noqa: E402  (imports this module; the service loads lazily)
 
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_info_command,
     add_upscale_command,
     *PIPELINE_COMMANDS,
+    add_serve_command,
 )
 
 
