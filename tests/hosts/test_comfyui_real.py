@@ -1,4 +1,5 @@
-"""The node pack inside a real ComfyUI 0.3.64 (headless, --cpu), driven over HTTP as a user's script would.
+"""The node pack inside each real ComfyUI (0.3.64 and 0.8.0, headless, --cpu), driven over HTTP as a user's script
+would; every test runs once per version (the `comfy` fixture, see conftest.py).
 
 Specification: every shipped API workflow runs and saves images of the size it promises; UPSCALE_MODEL objects
 cross between our nodes and ComfyUI's built-in ones in both directions; Cancel (POST /interrupt) stops a tiled
@@ -130,9 +131,9 @@ def test_our_loader_in_builtin_upscale_node_gives_our_upscale(comfy):
 
 def test_builtin_loader_opens_the_embedded_models_and_matches_our_upscale(comfy):
     """Load Upscale Model lists swin2sr-builtin-x4/x2.safetensors; its x4 gives the pixels our loader's does."""
-    offered = comfy.object_info("UpscaleModelLoader")["input"]["required"]["model_name"][0]
+    offered = comfy.combo_options("UpscaleModelLoader", "model_name")
     assert {"swin2sr-builtin-x4.safetensors", "swin2sr-builtin-x2.safetensors", REALESRGAN} <= set(offered)
-    ours_listed = comfy.object_info("Swin2SR_ModelLoader")["input"]["required"]["model_name"][0]
+    ours_listed = comfy.combo_options("Swin2SR_ModelLoader", "model_name")
     assert "swin2sr-builtin-x4.safetensors" not in ours_listed, "our loader lists them as builtin-x4/x2 only"
     prompt = {
         "1": load_image("example.png"),
@@ -203,7 +204,7 @@ def messages(socket, prompt_id: str):
 
 
 def test_out_of_memory_in_our_node_is_recovered_with_smaller_tiles(comfy):
-    """64x48 tiles exceed the injected limit (40x40 px): the tiler halves the tile and finishes the image."""
+    """64x48 tiles exceed the limit the test probe injects (40x40 px): the tiler halves the tile and finishes."""
     prompt = {"1": load_image("large.png"),
               "2": {"class_type": "ImageScale", "inputs": {"image": ["1", 0], "upscale_method": "area",
                                                            "width": 64, "height": 48, "crop": "disabled"}},
