@@ -24,10 +24,12 @@ EXTENSION_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _import_core():
     """Import the core package `swin2sr` that sits at this extension's root.
 
-    A1111 puts the extension folder on sys.path only while this file is being imported (Forge leaves it there).
-    We make sure it is there for this one import and take it away again, so the repo root's other top-level
-    names (ComfyUI's `nodes.py`, `tests/`) never shadow anything in the WebUI. Once imported, the package stays
-    in sys.modules and its submodules import through its own `__path__`.
+    A1111 puts the extension folder on sys.path only while this file is being imported; we make sure it is there
+    for this one import and take it away again if we added it, so in A1111 the repo root's other top-level names
+    (ComfyUI's `nodes.py`, `tests/`) never shadow anything. Forge (dfdcbab6) instead puts every extension's folder
+    at the front of sys.path before it loads any script and leaves them there: there those names stay importable
+    for the whole session (Forge itself imports none of them). Once imported, the package stays in sys.modules
+    and its submodules import through its own `__path__`.
     """
     added = EXTENSION_ROOT not in sys.path
     if added:
