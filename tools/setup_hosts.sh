@@ -22,6 +22,9 @@ shift 2
 ALL_HOSTS=(comfyui-0.3.64 comfyui-0.8.0 a1111-1.10.1 forge-dfdcbab6)
 WANTED=("$@")
 (( ${#WANTED[@]} )) || WANTED=("${ALL_HOSTS[@]}")
+for host in "${WANTED[@]}"; do
+  [[ " ${ALL_HOSTS[*]} " == *" $host "* ]] || { echo "setup_hosts: unknown host $host (known: ${ALL_HOSTS[*]})" >&2; exit 1; }
+done
 PY=${PY:-python}
 OWNER_MARK=.swin2sr-hosts  # says the folder is ours, so a half-built host in it may be deleted
 DONE_MARK=.setup-complete
@@ -73,25 +76,37 @@ build_host() {
       venv/bin/python -m pip install -q -c pins.txt --no-build-isolation ./CLIP ;;
     forge-dfdcbab6)  # joblib: the built-in soft-inpainting script needs it, Forge does not list it
       build_webui stable-diffusion-webui-forge-dfdcbab6.tar.gz stable-diffusion-webui-forge joblib ;;
-    *) echo "setup_hosts: unknown host $1 (known: ${ALL_HOSTS[*]})" >&2; return 1 ;;
   esac
   # torch must come from $PY, not from the host's venv
   venv/bin/python -c "import sys, torch; assert torch.__version__.startswith('2.14.1'); \
 assert not torch.__file__.startswith(sys.prefix), torch.__file__"
 }
 
+# The hosts build side by side (mostly downloads and unpacking), each logging to HOSTS_DIR/<host>.log.
+declare -A building=()
+started=$SECONDS
 for host in "${WANTED[@]}"; do
   if [[ -f "$HOSTS/$host/$DONE_MARK" ]]; then
     echo "setup_hosts: reusing $host in $HOSTS"
     continue
   fi
-  started=$SECONDS
   rm -rf "${HOSTS:?}/$host"  # an unfinished build of ours (or nothing): start again
   mkdir "$HOSTS/$host"
-  (cd "$HOSTS/$host" && build_host "$host")
-  touch "$HOSTS/$host/$DONE_MARK"
-  echo "setup_hosts: built $host in $((SECONDS - started)) s"
+  (cd "$HOSTS/$host"; build_host "$host") > "$HOSTS/$host.log" 2>&1 &
+  building[$host]=$!
 done
+failed=()
+for host in "${!building[@]}"; do
+  if wait "${building[$host]}"; then
+    touch "$HOSTS/$host/$DONE_MARK"
+    echo "setup_hosts: built $host (all builds so far: $((SECONDS - started)) s)"
+  else
+    echo "setup_hosts: building $host failed; the end of $HOSTS/$host.log:" >&2
+    tail -n 40 "$HOSTS/$host.log" >&2
+    failed+=("$host")
+  fi
+done
+(( ${#failed[@]} == 0 )) || exit 1
 
 for host in "${ALL_HOSTS[@]}"; do
   [[ -f "$HOSTS/$host/$DONE_MARK" ]] || exit 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -51,25 +52,25 @@ def webui_host(request) -> Host:
     return request.param
 
 
-def _launcher(host: Host, folders, start: Callable[[Host, Path, HostSetup], Server], prepare, client_class):
-    """A `launch(setup)` function for `host` and a `stop_all()`: each launch gets a fresh folder, prepared with the
-    pack (and the test probe) by `prepare`, then `setup`'s files, and a server started with `setup`'s env."""
+def _servers(host: Host, folders, start: Callable[[Host, Path, dict[str, str]], Server],
+             prepare: Callable[[Path], None], client_class: type) -> Iterator[Callable[[HostSetup], Any]]:
+    """Yields `launch(setup)` for `host`, then stops every server it started. Each launch gets a fresh folder,
+    prepared with the pack and the test probe by `prepare`, then `setup`'s files, and a server with `setup`'s env."""
     servers: list[Server] = []
 
-    def launch(setup: HostSetup) -> client_class:
+    def launch(setup: HostSetup):
         folder = folders.mktemp(host.name) / "home"
         prepare(folder)
         setup.place_files(folder)
-        server = start(host, folder, setup.env)
-        servers.append(server)
-        server.start()  # a failed start stops the process itself
-        return client_class(server)
+        servers.append(start(host, folder, setup.env))
+        servers[-1].start()
+        return client_class(servers[-1])
 
-    def stop_all() -> None:
+    try:
+        yield launch
+    finally:
         for server in servers:
             server.stop()
-
-    return launch, stop_all
 
 
 def _prepare_comfy(base: Path) -> None:
@@ -86,16 +87,12 @@ def _prepare_a1111(data: Path) -> None:
 
 @pytest.fixture(scope="session")
 def launch_comfy(comfyui_host, tmp_path_factory) -> Iterator[Callable[[HostSetup], ComfyClient]]:
-    launch, stop_all = _launcher(comfyui_host, tmp_path_factory, comfy_server, _prepare_comfy, ComfyClient)
-    yield launch
-    stop_all()
+    yield from _servers(comfyui_host, tmp_path_factory, comfy_server, _prepare_comfy, ComfyClient)
 
 
 @pytest.fixture(scope="session")
 def launch_a1111(webui_host, tmp_path_factory) -> Iterator[Callable[[HostSetup], A1111Client]]:
-    launch, stop_all = _launcher(webui_host, tmp_path_factory, a1111_server, _prepare_a1111, A1111Client)
-    yield launch
-    stop_all()
+    yield from _servers(webui_host, tmp_path_factory, a1111_server, _prepare_a1111, A1111Client)
 
 
 @pytest.fixture(scope="session")

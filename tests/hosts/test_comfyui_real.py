@@ -16,7 +16,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from real_hosts import OOM_ABOVE_PIXELS, REALESRGAN, error_message, mean_difference, status_messages
+from real_hosts import (
+    OOM_ABOVE_PIXELS,
+    REALESRGAN,
+    HostSetup,
+    error_message,
+    mean_difference,
+    photo,
+    png_bytes,
+    status_messages,
+)
 
 API_DIR = Path(__file__).resolve().parents[2] / "workflows" / "api"
 API_FILES = sorted(API_DIR.glob("*.json"))
@@ -151,6 +160,15 @@ def test_builtin_loader_opens_the_embedded_models_and_matches_our_upscale(comfy)
     assert_sizes(comfy, entry, {"13": X4, "15": X4, "17": X2})
     (theirs,), (ours,) = comfy.images(entry, "13"), comfy.images(entry, "15")
     assert mean_difference(theirs, ours) < 0.5
+
+
+def test_a_comfyui_without_model_files_offers_and_runs_the_embedded_models(launch_comfy):
+    """A fresh install: nothing in models/, yet our loader lists builtin-x4/x2 first and upscales with them."""
+    bare = launch_comfy(HostSetup(files={"input/example.png": png_bytes(photo(32, 24))}))
+    assert bare.combo_options("Swin2SR_ModelLoader", "model_name") == ["builtin-x4", "builtin-x2"]
+    entry = bare.run({"1": load_image("example.png"), "2": our_loader("builtin-x2"), "3": upscale("2", "1"),
+                      "4": save("3", "bare/x2")})
+    assert_sizes(bare, entry, {"4": X2})
 
 
 # --- Cancel ---------------------------------------------------------------------------------------------------------
