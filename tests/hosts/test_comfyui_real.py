@@ -29,7 +29,7 @@ from real_hosts import (
 
 API_DIR = Path(__file__).resolve().parents[2] / "workflows" / "api"
 API_FILES = sorted(API_DIR.glob("*.json"))
-X4, X2 = (128, 96), (64, 48)  # (width, height) of example.png (32x24, see conftest.comfy_base) upscaled x4, x2
+X4, X2 = (128, 96), (64, 48)  # (width, height) of example.png (32x24, see conftest.comfy_setup) upscaled x4, x2
 # (width, height) of each image every output node of a shipped workflow saves or previews, for a 32x24 input.
 EXPECTED_SIZES = {
     "swin2sr_upscale": {"4": X4},
