@@ -1,21 +1,24 @@
 """Everything that ties the Swin2SR core to ComfyUI, kept out of `nodes.py` so the node classes stay declarative.
 
-Host contracts used here (checked against ComfyUI 0.3.64 and current upstream; feature-detected where they differ):
+Host contracts used here (tested in the real ComfyUI 0.3.64 and 0.8.0, and against a stand-in of later upstream;
+every difference between versions is detected by feature, never by version number):
 
 * `folder_paths`: the `upscale_models` folder plus our own `swin2sr` folder, registered at import (cheap).
 * `comfy.model_management`: device, free memory, `load_models_gpu` with a forecast, OOM recognition, precision flags.
-* `comfy.model_patcher`: `CoreModelPatcher` when it exists (current upstream), else `ModelPatcher` (0.3.6x).
+* `comfy.model_patcher`: `CoreModelPatcher` when it exists (upstream after 0.8.0), else `ModelPatcher` (0.3.64,
+  0.8.0).
+* `model_management.is_oom` when it exists (upstream after 0.8.0), else `OOM_EXCEPTION` (0.3.64, 0.8.0).
 * `comfy.utils.ProgressBar`: one bar for all tiles of all images; ComfyUI's progress hook raises the interruption
   when the user presses Cancel, and `cancel=` polls the same flag between tile batches.
 
 The UPSCALE_MODEL we hand out is what ComfyUI's own "Load Upscale Model" returns, a spandrel
-`ImageModelDescriptor`, wrapping our fast module and carrying a `.patcher` attribute like current upstream's loader
-does, so the built-in "Upscale Image (using Model)" accepts it on both old and new ComfyUI.
+`ImageModelDescriptor`, wrapping our fast module and carrying a `.patcher` attribute like later upstream's loader
+does, so the built-in "Upscale Image (using Model)" accepts it in every version. A model from the built-in loader
+may or may not carry a `.patcher` (0.3.64 and 0.8.0: none); `model_patcher` uses it only when it is there.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -41,10 +44,6 @@ _BUILTIN_FILES = {path.name for path in _BUILTIN_PATHS}  # swin2sr-builtin-x4.sa
 _BUILTIN_FOLDER = next(iter(_BUILTIN_PATHS)).parent  # holds only those files
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CHECKPOINT_EXTENSIONS = (".pth", ".pt", ".ckpt", ".bin", ".safetensors", ".sft")
-
-# Test-only fault injection for the real-host tests (tests/hosts): with this variable set to N, every model forward
-# on an input of more than N pixels raises torch.OutOfMemoryError inside the ComfyUI process. Never set it in use.
-TEST_OOM_ENV = "SWIN2SR_TEST_OOM_ABOVE_PIXELS"
 
 # Attribute names we attach to an UPSCALE_MODEL object (ours or one from the built-in loader); the module the
 # core runs for it is cached by the core itself (core.foreign.CORE_MODEL_ATTR).
@@ -104,7 +103,6 @@ def as_upscale_model(model: torch.nn.Module) -> Any:
     else:  # a foreign (spandrel) model: it is an nn.Module with .scale already
         descriptor = PlainUpscaleModel(model)
     setattr(descriptor, core.foreign.CORE_MODEL_ATTR, model)
-    _inject_test_oom(model)
     if getattr(descriptor, "patcher", None) is None:
         descriptor.patcher = _new_patcher(descriptor.model)
     return descriptor
@@ -156,7 +154,7 @@ class PlainUpscaleModel:
 
 
 def _new_patcher(module: torch.nn.Module) -> Any:
-    """ComfyUI's patcher for a plain nn.Module: CoreModelPatcher on current upstream, ModelPatcher on 0.3.6x."""
+    """ComfyUI's patcher for a plain nn.Module: CoreModelPatcher where it exists, else ModelPatcher."""
     patcher_class = getattr(comfy.model_patcher, "CoreModelPatcher", comfy.model_patcher.ModelPatcher)
     return patcher_class(module, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
 
@@ -164,29 +162,12 @@ def _new_patcher(module: torch.nn.Module) -> Any:
 def core_model(upscale_model: Any) -> torch.nn.Module:
     """The module our pipeline runs for any UPSCALE_MODEL (the core converts a built-in loader's descriptor once:
     a Swin2SR becomes our fast module with the same official weights, any other architecture a foreign model)."""
-    model = core.as_model(upscale_model, "upscale_model")
-    _inject_test_oom(model)
-    return model
-
-
-def _inject_test_oom(model: torch.nn.Module) -> None:
-    """Install the TEST_OOM_ENV hook on `model` once, when the variable is set (tests/hosts only)."""
-    limit = os.environ.get(TEST_OOM_ENV)
-    if limit and not getattr(model, "swin2sr_test_oom", False):
-        model.register_forward_pre_hook(functools.partial(_injected_oom, int(limit)))
-        model.swin2sr_test_oom = True
-
-
-def _injected_oom(limit: int, module: torch.nn.Module, args: tuple) -> None:
-    """Forward pre-hook of TEST_OOM_ENV: an out-of-memory error for inputs larger than `limit` pixels."""
-    height, width = args[0].shape[-2:]
-    if height * width > limit:
-        raise torch.OutOfMemoryError(f"out of memory (injected by {TEST_OOM_ENV}={limit}: {width}x{height} input)")
+    return core.as_model(upscale_model, "upscale_model")
 
 
 def model_patcher(upscale_model: Any) -> Any:
-    """The patcher managing the weights we run: the object's own when it covers them (ours; a built-in loader's on
-    current upstream), else one we create and cache on the object."""
+    """The patcher managing the weights we run: the object's own when it has one covering them (ours; a built-in
+    loader's after 0.8.0), else one we create and cache on the object."""
     model = core_model(upscale_model)
     own = getattr(upscale_model, "patcher", None)
     if own is not None and any(own.model is module for module in (model, getattr(model, "model", None))):
@@ -223,7 +204,7 @@ def resolve_precision(requested: str, device: torch.device) -> str:
 def is_oom(exc: BaseException) -> bool:
     """Recognise ComfyUI's notion of out-of-memory and release the cached blocks before the core retries smaller.
 
-    `model_management.is_oom` (current upstream) also counts accelerator errors; 0.3.6x only has OOM_EXCEPTION,
+    `model_management.is_oom` (after 0.8.0) also counts accelerator errors; 0.3.64 and 0.8.0 only have OOM_EXCEPTION,
     which falls back to plain `Exception` on builds without CUDA, so there the message decides.
     """
     if hasattr(mm, "is_oom"):
@@ -242,7 +223,7 @@ def load_for_run(upscale_models: list[Any], forecast_bytes: int, device: torch.d
 
     force_full_load: the partial-load path only moves leaf modules ComfyUI built itself, which would leave plain
     torch layers and Swin's buffers on the offload device. The explicit move afterwards covers a model that another
-    node (e.g. 0.3.6x's built-in upscale node) moved back to the CPU behind ComfyUI's back.
+    node (e.g. the built-in upscale node of 0.3.64 and 0.8.0) moved back to the CPU behind ComfyUI's back.
     """
     patchers = [model_patcher(m) for m in upscale_models]
     mm.load_models_gpu(patchers, memory_required=forecast_bytes, force_full_load=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, Optional
 
 import torch
 from modules import devices, shared
@@ -24,10 +24,12 @@ EXTENSION_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _import_core():
     """Import the core package `swin2sr` that sits at this extension's root.
 
-    A1111 puts the extension folder on sys.path only while this file is being imported (Forge leaves it there).
-    We make sure it is there for this one import and take it away again, so the repo root's other top-level
-    names (ComfyUI's `nodes.py`, `tests/`) never shadow anything in the WebUI. Once imported, the package stays
-    in sys.modules and its submodules import through its own `__path__`.
+    A1111 puts the extension folder on sys.path only while this file is being imported; we make sure it is there
+    for this one import and take it away again if we added it, so in A1111 the repo root's other top-level names
+    (ComfyUI's `nodes.py`, `tests/`) never shadow anything. Forge (dfdcbab6) instead puts every extension's folder
+    at the front of sys.path before it loads any script and leaves them there: there those names stay importable
+    for the whole session (Forge itself imports none of them). Once imported, the package stays in sys.modules
+    and its submodules import through its own `__path__`.
     """
     added = EXTENSION_ROOT not in sys.path
     if added:
@@ -247,6 +249,40 @@ def register_settings() -> None:
     })
     for key, info in options.items():
         shared.opts.add_option(key, info)
+    publish_in_api_options(options)
+
+
+def publish_in_api_options(options: dict) -> None:
+    """Add our settings to the API's options model if the WebUI built that model before this script ran.
+
+    GET /sdapi/v1/options answers through `modules.api.models.OptionsModel`, a pydantic model made once, when that
+    module is first imported, from the options registered by then. A1111 imports it after every script, so ours are
+    in it and this does nothing. Forge's built-in ControlNet imports it before user extensions load: our settings
+    then work and show on the Settings page but are missing from the API's answer. Detected by that state, not by
+    a version: the module is imported and its model lacks our keys. The model is then replaced by a subclass with
+    our fields, typed by the rule of the WebUI's own model; the API's routes are made after all scripts have loaded,
+    so they use the replacement.
+    """
+    models = sys.modules.get("modules.api.models")
+    model = getattr(models, "OptionsModel", None)
+    if model is None:
+        return
+    known = getattr(model, "model_fields", None) or model.__fields__  # pydantic 2 (Forge) or 1 (A1111)
+    missing = {key: info for key, info in options.items() if key not in known}
+    if not missing:
+        return
+    from pydantic import Field, create_model
+
+    fields = {key: (_api_type(info.default), Field(default=info.default, description=info.label))
+              for key, info in missing.items()}
+    models.OptionsModel = create_model("Options", __base__=model, **fields)
+
+
+def _api_type(default) -> object:
+    """The type modules/api/models.py gives a setting with this default: optional, of the default's type through
+    the options' typemap (int -> float), Any for a falsy default."""
+    kind = shared.opts.typemap.get(type(default), type(default)) if default else Any
+    return Optional[kind]
 
 
 register_settings()

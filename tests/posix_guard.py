@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 import io
 import os
+import site
 import sys
 import sysconfig
 from pathlib import Path
@@ -21,7 +22,9 @@ BLOCKED_MODULES = ("resource", "fcntl", "termios", "pwd", "grp", "posix")
 PACK_PARTS = ("swin2sr", "scripts", "__init__.py", "nodes.py", "comfy_adapter.py", "preload.py", "install.py")
 
 _STDLIB = sysconfig.get_paths()["stdlib"]
-_SITE = tuple({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+# Every site-packages folder: in a venv made with --system-site-packages the base interpreter's one sits under
+# _STDLIB and holds third-party code (psutil) all the same.
+_SITE = tuple({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], *site.getsitepackages()})
 
 
 def install(root: str | os.PathLike) -> None:
@@ -67,7 +70,7 @@ def assert_guarded(root: str | os.PathLike) -> None:
     for source, error in (("import resource", ImportError), ("open('/proc/self/status')", FileNotFoundError),
                           ("import pathlib; pathlib.Path('/proc/meminfo').read_text()", FileNotFoundError)):
         try:
-            exec(compile(source, probe, "exec"), {})
+            exec(compile(source, probe, "exec"), {})  # noqa: S102 - the fixed probe snippets above, test-only
         except error:
             continue
         raise AssertionError(f"the POSIX guard let {source!r} through")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -30,6 +31,27 @@ def _install_commands() -> list[str]:
 def test_requirements_txt_is_the_package_dependency_list_without_torch():
     assert _requirements() == _pyproject()["project"]["dependencies"]
     assert not any(name.split("=")[0].startswith(("torch", "spandrel")) for name in _requirements())
+
+
+# Each runtime dependency and the top-level module the core imports it as. einops was listed once and never
+# imported (the window partitioning in arch.py is plain view/permute); a listed, unused package is a needless install.
+IMPORTED_AS = {"numpy": "numpy", "pillow": "PIL", "pypng": "png", "safetensors": "safetensors", "psutil": "psutil"}
+
+
+def _modules_imported_by_the_core() -> set[str]:
+    names = set()
+    for path in (ROOT / "swin2sr").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def test_every_runtime_dependency_is_imported_by_the_core():
+    assert sorted(_pyproject()["project"]["dependencies"]) == sorted(IMPORTED_AS)
+    assert set(IMPORTED_AS.values()) <= _modules_imported_by_the_core()
 
 
 def test_the_swin2sr_console_script_is_the_cli_main():

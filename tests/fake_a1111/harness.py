@@ -32,8 +32,11 @@ def install_extension(webui_root: Path) -> Path:
     return link
 
 
-def start_webui(monkeypatch, webui_root: Path, args: list[str] = ()):
-    """Start-up of the fake WebUI; returns the fake `modules` namespace (shared, devices, modelloader, ...)."""
+def start_webui(monkeypatch, webui_root: Path, args: list[str] = (), api_models_first: bool = False):
+    """Start-up of the fake WebUI; returns the fake `modules` namespace (shared, devices, modelloader, ...).
+
+    api_models_first: import modules.api.models (which builds the API's options model) before the extensions'
+    scripts, as Forge's built-in ControlNet makes it happen; A1111 imports it after them."""
     install_extension(webui_root)
     monkeypatch.setenv("FAKE_WEBUI_ROOT", str(webui_root))
     monkeypatch.setenv("FAKE_WEBUI_ARGS", json.dumps(list(args)))
@@ -42,6 +45,8 @@ def start_webui(monkeypatch, webui_root: Path, args: list[str] = ()):
     from modules import modelloader, script_callbacks, scripts, shared
 
     shared.device = importlib.import_module("modules.devices").get_optimal_device()
+    if api_models_first:
+        importlib.import_module("modules.api.models")
     scripts.load_scripts()
     modelloader.load_upscalers()
     script_callbacks.run_ui_settings()

@@ -1,4 +1,5 @@
-"""Start the real ComfyUI and AUTOMATIC1111 servers built by tools/setup_hosts.sh, and talk to them over HTTP.
+"""Start the real hosts built by tools/setup_hosts.sh (ComfyUI 0.3.64 and 0.8.0, AUTOMATIC1111 1.10.1 and Forge),
+and talk to them over HTTP.
 
 The hosts live outside the repository, in the folder named by $SWIN2SR_TEST_HOSTS (.ci/run builds it and sets it).
 Each server is one child process listening on 127.0.0.1 on a free port, with every folder it writes to moved into
@@ -13,6 +14,7 @@ import base64
 import io
 import json
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -28,30 +30,68 @@ import pytest
 from PIL import Image
 
 HOSTS_ENV = "SWIN2SR_TEST_HOSTS"
+DONE_MARK = ".setup-complete"  # tools/setup_hosts.sh writes it into each host's folder once that host is built
 REPO_ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT_S = 180  # 15-17 s on an idle 2-core machine; generous for a busy one
+START_TIMEOUT_S = 180  # 6-17 s on an idle 2-core machine; generous for a busy one
 DATA = REPO_ROOT / "tests" / "data"
 REALESRGAN = "realesr-animevideov3.pth"  # shared/fixtures: Real-ESRGAN Compact x4, copied into upscale_models/
-# ComfyUI runs with comfy_adapter's test-only hook: a model forward on more than this many pixels raises
-# out-of-memory. Every other ComfyUI test keeps model inputs at or below 32x32 (1,024 px).
+# The ComfyUI test probe (comfy_probe/) makes every forward of the pack's network on more than this many pixels
+# raise out-of-memory. Every other ComfyUI test keeps model inputs at or below 32x32 (1,024 px).
 TEST_OOM_ENV = "SWIN2SR_TEST_OOM_ABOVE_PIXELS"
 OOM_ABOVE_PIXELS = 40 * 40
 
 
-def hosts_dir() -> Path:
-    """The built hosts; skips locally when $SWIN2SR_TEST_HOSTS is unset, fails in CI (CI=true) so that a broken
-    host setup can never pass as a green run."""
+@dataclass(frozen=True)
+class Host:
+    """One host version as tools/setup_hosts.sh builds it: $SWIN2SR_TEST_HOSTS/<name>/{<tree>, venv}."""
+
+    name: str  # the build folder, also the test id: "comfyui-0.8.0"
+    tree: str  # the extracted source folder the server starts in
+    flags: tuple[str, ...] = ()  # start flags this version needs beyond its family's
+
+    def __str__(self) -> str:
+        return self.name
+
+
+COMFYUI_HOSTS = (Host("comfyui-0.3.64", "ComfyUI"), Host("comfyui-0.8.0", "ComfyUI"))
+# Forge refuses to start on a machine without an NVIDIA driver unless told to stay on the CPU.
+WEBUI_HOSTS = (Host("a1111-1.10.1", "stable-diffusion-webui"),
+               Host("forge-dfdcbab6", "stable-diffusion-webui-forge", ("--always-cpu",)))
+
+
+def host_dir(host: Host) -> Path:
+    """The built host; skips locally when $SWIN2SR_TEST_HOSTS is unset or lacks this host, fails in CI (CI=true)
+    so that a broken host setup can never pass as a green run."""
     value = os.environ.get(HOSTS_ENV)
     reason = None
     if not value:
         reason = f"${HOSTS_ENV} is not set (build the hosts with tools/setup_hosts.sh, see docs/development.md)"
-    elif not (Path(value) / ".setup-complete").is_file():
-        reason = f"${HOSTS_ENV}={value} holds no finished host build (tools/setup_hosts.sh)"
+    elif not (Path(value) / host.name / DONE_MARK).is_file():
+        reason = f"${HOSTS_ENV}={value} holds no finished build of {host.name} (tools/setup_hosts.sh)"
     if reason is None:
-        return Path(value)
+        return Path(value) / host.name
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"CI must test the real hosts, but {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+@dataclass
+class HostSetup:
+    """What a test server starts with besides the pack: extra environment variables for the server process, and
+    files to place in its folder (--base-directory / --data-dir) before the start, e.g.
+    {"models/upscale_models/x.pth": Path(...)} or {"input/a.png": b"..."}."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    files: dict[str, Path | bytes] = field(default_factory=dict)
+
+    def place_files(self, folder: Path) -> None:
+        for relative, source in self.files.items():
+            target = folder / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(source, bytes):
+                target.write_bytes(source)
+            else:
+                shutil.copy(source, target)
 
 
 def free_port() -> int:
@@ -99,15 +139,20 @@ def http_json(url: str, payload: dict | None = None, timeout: float = 120):
 
 @dataclass
 class Server:
-    """One host process; `log` keeps its console output for the failure messages."""
+    """One host process started in its source tree `cwd`, with every folder it writes to under `home`; `log`
+    (beside `home`) keeps its console output for the failure messages."""
 
     name: str
     command: list[str]
     cwd: Path
-    log: Path
+    home: Path
     ready_url: str
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
+
+    @property
+    def log(self) -> Path:
+        return self.home.parent / f"{self.name}.log"
 
     def start(self) -> None:
         with open(self.log, "wb") as log:
@@ -141,35 +186,37 @@ class Server:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else "(no log)"
 
 
-def link_repository(folder: Path, name: str) -> Path:
-    """This repository as custom_nodes/<name> or extensions/<name>, as a git clone into that folder leaves it."""
+def link_repository(folder: Path, name: str, target: Path = REPO_ROOT) -> Path:
+    """This repository (or a test probe) as custom_nodes/<name> or extensions/<name>, as a git clone into that
+    folder leaves it."""
     folder.mkdir(parents=True, exist_ok=True)
     link = folder / name
-    link.symlink_to(REPO_ROOT, target_is_directory=True)
+    link.symlink_to(target, target_is_directory=True)
     return link
 
 
-def comfy_server(hosts: Path, base: Path, env: dict[str, str]) -> Server:
-    """ComfyUI 0.3.64 on the CPU with its folders under `base` (custom_nodes, input, output, models, user).
+def comfy_server(host: Host, base: Path, env: dict[str, str]) -> Server:
+    """A ComfyUI on the CPU with its folders under `base` (custom_nodes, input, output, models, user).
 
     Its database is a file beside `base`: an in-memory one logs SQLite thread errors on every prompt."""
-    port = free_port()
-    python = hosts / "comfy-venv" / "bin" / "python"
-    command = [str(python), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-               "--base-directory", str(base), "--database-url", f"sqlite:///{base.parent / 'comfyui.db'}"]
-    return Server("ComfyUI", command, hosts / "ComfyUI", base.parent / "comfyui.log",
-                  f"http://127.0.0.1:{port}/system_stats", env)
+    built, port = host_dir(host), free_port()
+    command = [str(built / "venv" / "bin" / "python"), "main.py", "--cpu", "--listen", "127.0.0.1",
+               "--port", str(port), "--base-directory", str(base),
+               "--database-url", f"sqlite:///{base.parent / 'comfyui.db'}", *host.flags]
+    return Server(host.name, command, built / host.tree, base, f"http://127.0.0.1:{port}/system_stats", env)
 
 
-def a1111_server(hosts: Path, data: Path, env: dict[str, str]) -> Server:
-    """AUTOMATIC1111 1.10.1 API-only on the CPU, no SD model, with its data folders under `data`."""
-    port = free_port()
-    python = hosts / "a1111-venv" / "bin" / "python"
-    command = [str(python), "launch.py", "--api", "--nowebui", "--server-name", "127.0.0.1", "--port", str(port),
-               "--skip-prepare-environment", "--skip-torch-cuda-test", "--no-download-sd-model",
-               "--skip-load-model-at-start", "--use-cpu", "all", "--no-half", "--data-dir", str(data)]
-    return Server("A1111", command, hosts / "stable-diffusion-webui", data.parent / "a1111.log",
-                  f"http://127.0.0.1:{port}/sdapi/v1/upscalers", env)
+def a1111_server(host: Host, data: Path, env: dict[str, str]) -> Server:
+    """An AUTOMATIC1111-family WebUI (A1111, Forge), API only, on the CPU, no SD model, its data folders under `data`.
+
+    --skip-prepare-environment: otherwise launch.py runs git in repositories/ (no .git in the tarballs) and
+    pip-installs from the internet."""
+    built, port = host_dir(host), free_port()
+    command = [str(built / "venv" / "bin" / "python"), "launch.py", "--api", "--nowebui", "--server-name",
+               "127.0.0.1", "--port", str(port), "--skip-prepare-environment", "--skip-torch-cuda-test",
+               "--no-download-sd-model", "--skip-load-model-at-start", "--use-cpu", "all", "--no-half",
+               "--data-dir", str(data), *host.flags]
+    return Server(host.name, command, built / host.tree, data, f"http://127.0.0.1:{port}/sdapi/v1/upscalers", env)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -223,12 +270,27 @@ class ComfyClient:
     def object_info(self, node_class: str) -> dict:
         return http_json(f"{self.url}/object_info/{node_class}")[node_class]
 
+    def combo_options(self, node_class: str, input_name: str) -> list[str]:
+        """The choices a node's required combo input offers, as /object_info describes it."""
+        return combo_options(self.object_info(node_class)["input"]["required"][input_name])
+
     def websocket(self):
         """A websocket on /ws for this client id: progress and execution messages of our prompts."""
         import websocket  # websocket-client, the library ComfyUI's own API example script uses
 
         return websocket.create_connection(f"{self.url.replace('http', 'ws', 1)}/ws?clientId={self.client_id}",
                                            timeout=60)
+
+
+def combo_options(spec: list) -> list[str]:
+    """A combo input's choices in either /object_info form: the classic `[[choices...], {options}]` or the new
+    node schema's `["COMBO", {"options": [choices...], ...}]` (ComfyUI 0.8.0's built-in upscale nodes)."""
+    kind, options = spec[0], spec[1] if len(spec) > 1 else {}
+    if isinstance(kind, list):
+        return kind
+    if kind == "COMBO":
+        return options["options"]
+    raise AssertionError(f"not a combo input: {spec!r}")
 
 
 def error_message(entry: dict) -> str:
@@ -257,10 +319,14 @@ class A1111Client:
         return http_json(f"{self.url}{path}", payload, timeout=300)
 
 
-def png_base64(image: Image.Image) -> str:
+def png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
+    return buffer.getvalue()
+
+
+def png_base64(image: Image.Image) -> str:
+    return base64.b64encode(png_bytes(image)).decode()
 
 
 def image_from_base64(data: str) -> Image.Image:

@@ -1,4 +1,5 @@
-"""The extension inside a real AUTOMATIC1111 1.10.1 (API only, CPU, no SD model), driven over its HTTP API.
+"""The extension inside each real AUTOMATIC1111-family WebUI (A1111 1.10.1 and Forge dfdcbab6; API only, CPU, no SD
+model), driven over its HTTP API; every test runs once per WebUI (the `a1111` fixture, see conftest.py).
 
 Specification: /sdapi/v1/upscalers lists the embedded models and one entry per checkpoint file; Extras through the
 API returns the model's own output (what `swin2sr.upscale` gives in this process), not the WebUI's LANCZOS resize;
@@ -6,7 +7,7 @@ a file that cannot be loaded is an error, never a silent resize; the settings ex
 own section in the Postprocessing category, and can be set through /sdapi/v1/options.
 
 The server's models/Swin2SR/ holds tiny4.pth (a seeded random Swin2SR x4 in the official format) and broken.pth
-(random bytes); see conftest.a1111_data.
+(random bytes); see conftest.a1111_setup.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The node pack inside a real ComfyUI 0.3.64 (headless, --cpu), driven over HTTP as a user's script would.
+"""The node pack inside each real ComfyUI (0.3.64 and 0.8.0, headless, --cpu), driven over HTTP as a user's script
+would; every test runs once per version (the `comfy` fixture, see conftest.py).
 
 Specification: every shipped API workflow runs and saves images of the size it promises; UPSCALE_MODEL objects
 cross between our nodes and ComfyUI's built-in ones in both directions; Cancel (POST /interrupt) stops a tiled
@@ -15,11 +16,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from real_hosts import OOM_ABOVE_PIXELS, REALESRGAN, error_message, mean_difference, status_messages
+from real_hosts import (
+    OOM_ABOVE_PIXELS,
+    REALESRGAN,
+    HostSetup,
+    error_message,
+    mean_difference,
+    photo,
+    png_bytes,
+    status_messages,
+)
 
 API_DIR = Path(__file__).resolve().parents[2] / "workflows" / "api"
 API_FILES = sorted(API_DIR.glob("*.json"))
-X4, X2 = (128, 96), (64, 48)  # (width, height) of example.png (32x24, see conftest.comfy_base) upscaled x4, x2
+X4, X2 = (128, 96), (64, 48)  # (width, height) of example.png (32x24, see conftest.comfy_setup) upscaled x4, x2
 # (width, height) of each image every output node of a shipped workflow saves or previews, for a 32x24 input.
 EXPECTED_SIZES = {
     "swin2sr_upscale": {"4": X4},
@@ -130,9 +140,9 @@ def test_our_loader_in_builtin_upscale_node_gives_our_upscale(comfy):
 
 def test_builtin_loader_opens_the_embedded_models_and_matches_our_upscale(comfy):
     """Load Upscale Model lists swin2sr-builtin-x4/x2.safetensors; its x4 gives the pixels our loader's does."""
-    offered = comfy.object_info("UpscaleModelLoader")["input"]["required"]["model_name"][0]
+    offered = comfy.combo_options("UpscaleModelLoader", "model_name")
     assert {"swin2sr-builtin-x4.safetensors", "swin2sr-builtin-x2.safetensors", REALESRGAN} <= set(offered)
-    ours_listed = comfy.object_info("Swin2SR_ModelLoader")["input"]["required"]["model_name"][0]
+    ours_listed = comfy.combo_options("Swin2SR_ModelLoader", "model_name")
     assert "swin2sr-builtin-x4.safetensors" not in ours_listed, "our loader lists them as builtin-x4/x2 only"
     prompt = {
         "1": load_image("example.png"),
@@ -150,6 +160,15 @@ def test_builtin_loader_opens_the_embedded_models_and_matches_our_upscale(comfy)
     assert_sizes(comfy, entry, {"13": X4, "15": X4, "17": X2})
     (theirs,), (ours,) = comfy.images(entry, "13"), comfy.images(entry, "15")
     assert mean_difference(theirs, ours) < 0.5
+
+
+def test_a_comfyui_without_model_files_offers_and_runs_the_embedded_models(launch_comfy):
+    """A fresh install: nothing in models/, yet our loader lists builtin-x4/x2 first and upscales with them."""
+    bare = launch_comfy(HostSetup(files={"input/example.png": png_bytes(photo(32, 24))}))
+    assert bare.combo_options("Swin2SR_ModelLoader", "model_name") == ["builtin-x4", "builtin-x2"]
+    entry = bare.run({"1": load_image("example.png"), "2": our_loader("builtin-x2"), "3": upscale("2", "1"),
+                      "4": save("3", "bare/x2")})
+    assert_sizes(bare, entry, {"4": X2})
 
 
 # --- Cancel ---------------------------------------------------------------------------------------------------------
@@ -203,7 +222,7 @@ def messages(socket, prompt_id: str):
 
 
 def test_out_of_memory_in_our_node_is_recovered_with_smaller_tiles(comfy):
-    """64x48 tiles exceed the injected limit (40x40 px): the tiler halves the tile and finishes the image."""
+    """64x48 tiles exceed the limit the test probe injects (40x40 px): the tiler halves the tile and finishes."""
     prompt = {"1": load_image("large.png"),
               "2": {"class_type": "ImageScale", "inputs": {"image": ["1", 0], "upscale_method": "area",
                                                            "width": 64, "height": 48, "crop": "disabled"}},

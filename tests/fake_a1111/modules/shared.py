@@ -52,6 +52,8 @@ def options_section(section_identifier, options_dict):
 class Options:
     """Settings store: reading a key that was never registered raises AttributeError, as in the WebUI."""
 
+    typemap = {int: float}  # how the WebUI widens a default's type (its API options model uses this)
+
     def __init__(self, data_labels):
         object.__setattr__(self, "data_labels", dict(data_labels))
         object.__setattr__(self, "data", {k: v.default for k, v in data_labels.items()})

@@ -1,4 +1,4 @@
-"""Test-only A1111 extension, copied into the test server's extensions/ by tests/hosts/conftest.py (never shipped).
+"""Test-only A1111 extension, linked into the test server's extensions/ by tests/hosts/conftest.py (never shipped).
 
 It adds one read-only route showing where the WebUI files the Swin2SR settings (section and category), which the
 public API (/sdapi/v1/options: values only) does not expose and an API-only server has no settings page to show.
