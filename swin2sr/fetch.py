@@ -153,7 +153,7 @@ def _reason(exc: BaseException) -> str:
 def http_transfer(url: str, part: Path, progress: Progress | None = None) -> None:
     """Complete `part` from `url`, resuming with Range requests while each attempt makes progress."""
     for attempt in range(ATTEMPTS):
-        start = part.stat().st_size if part.exists() else 0
+        start = _held(part)
         try:
             done, total = _one_request(url, part, start, progress)
         except HTTPError as exc:
@@ -162,9 +162,9 @@ def http_transfer(url: str, part: Path, progress: Progress | None = None) -> Non
             part.unlink()  # the range lies beyond the file: what we hold is not its prefix; start again
             continue
         except _NETWORK_ERRORS:
-            if attempt == ATTEMPTS - 1 or part.stat().st_size <= start:
+            if attempt == ATTEMPTS - 1 or _held(part) <= start:
                 raise
-            log.info("connection dropped at %d bytes; resuming", part.stat().st_size)
+            log.info("connection dropped at %d bytes; resuming", _held(part))
             continue
         if not total or done == total:
             return
@@ -172,6 +172,10 @@ def http_transfer(url: str, part: Path, progress: Progress | None = None) -> Non
             raise http.client.IncompleteRead(b"", total - done)
         log.info("transfer ended early at %d of %d bytes; resuming", done, total)
     raise http.client.IncompleteRead(b"")
+
+
+def _held(part: Path) -> int:
+    return part.stat().st_size if part.exists() else 0
 
 
 def _one_request(url: str, part: Path, start: int, progress: Progress | None) -> tuple[int, int]:
