@@ -26,7 +26,7 @@ from swin2sr import catalog, hf_names
 
 HTML = b"<!DOCTYPE html><html><body><h1>Sign in to continue</h1></body></html>\n"
 # Only the lightweight release is small (17.6 MB); the variant check needs the released shapes, so the other
-# names serve that file too (a "different model" for them).
+# names serve that file too (a "different model" for them) unless a test gives them their own (`files`).
 SERVED_CONFIG = "lightweight_x2"
 
 
@@ -50,10 +50,14 @@ class ModelServer:
     """Handle on the running server: its base URL, the bytes it serves and the requests it saw."""
 
     url: str
-    content: bytes
+    content: bytes  # served under every release name not in `files`
     hf_content: bytes
+    files: dict[str, bytes] = field(default_factory=dict)  # release file name -> its own bytes
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
     dropped: set[str] = field(default_factory=set)
+
+    def content_for(self, file: str) -> bytes:
+        return self.files.get(file, self.content)
 
     def requests_for(self, file: str) -> list[tuple[str, str | None]]:
         return [request for request in self.requests if request[0].endswith("/" + file)]
@@ -75,13 +79,14 @@ def _handler(server: ModelServer):
                 return self.send_error(404)
             if mode == "html":
                 return self._send(HTML, ranged=False, kind="text/html")
+            content = server.content_for(name)
             if mode == "truncated":
-                return self._send(server.content[: len(server.content) // 2], ranged=False)
+                return self._send(content[: len(content) // 2], ranged=False)
             if mode in ("drop", "norange") and name not in server.dropped:
                 server.dropped.add(name)
-                return self._send(server.content, ranged=mode == "drop", stop_at=len(server.content) // 2)
+                return self._send(content, ranged=mode == "drop", stop_at=len(content) // 2)
             if mode in ("ok", "drop", "norange"):
-                return self._send(server.content, ranged=mode != "norange")
+                return self._send(content, ranged=mode != "norange")
             return self.send_error(404)
 
         def _send(self, body: bytes, ranged: bool, kind: str = "application/octet-stream", stop_at=None) -> None:
@@ -117,8 +122,8 @@ class _QuietServer(http.server.ThreadingHTTPServer):
 class running_server:
     """Context manager: a ModelServer on 127.0.0.1 (a free port) in a daemon thread, stopped on exit."""
 
-    def __init__(self, content: bytes, hf_content: bytes) -> None:
-        self.state = ModelServer("", content, hf_content)
+    def __init__(self, content: bytes, hf_content: bytes, files: dict[str, bytes] | None = None) -> None:
+        self.state = ModelServer("", content, hf_content, dict(files or {}))
         self.httpd = _QuietServer(("127.0.0.1", 0), _handler(self.state))
         self.state.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
