@@ -1,14 +1,15 @@
 """`swin2sr models` (list the embedded and official models) and `swin2sr models get NAME...` (download them).
 
 `cli.py` lists :data:`COMMANDS` among its own.  The download bar is `cli.TextProgressBar` in megabytes; the
-same bar serves `--model NAME` of `swin2sr upscale` (`download_bar`).
+same bar serves `--model NAME` of every command (`model_argument`).  `cli` is imported where the bar is made,
+not at the top, so this module imports on its own (cli.py imports it while loading).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from . import catalog, cli
+from . import catalog
 
 MB = 10**6
 
@@ -63,9 +64,11 @@ def _entry(name: str) -> catalog.ReleaseModel:
     return entry
 
 
-def download_bar(name: str, quiet: bool) -> cli.TextProgressBar:
-    """A progress bar in megabytes on stderr (silent with --quiet); it draws only once bytes arrive."""
-    return cli.TextProgressBar(None if quiet else sys.stderr, label=f"downloading {name}", per_unit=MB, unit=" MB")
+def download_bar(name: str, quiet: bool):
+    """A `cli.TextProgressBar` in megabytes on stderr (silent with --quiet); it draws only once bytes arrive."""
+    from .cli import TextProgressBar
+
+    return TextProgressBar(None if quiet else sys.stderr, label=f"downloading {name}", per_unit=MB, unit=" MB")
 
 
 def model_argument(name: str, quiet: bool) -> str:
