@@ -30,7 +30,7 @@ DOWNLOAD_FOLDER = "upscale_models"
 
 
 def download_labels() -> list[str]:
-    """"<release file> (download)" for each catalogue model not present in the model folders yet."""
+    """The label "<release file> (download)" of each catalogue model not in the model folders yet."""
     return [entry.file + DOWNLOAD_MARK for entry in catalog.CATALOG if _present(entry) is None]
 
 

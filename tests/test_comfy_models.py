@@ -1,4 +1,4 @@
-"""Official models in the ComfyUI Model Loader (fake ComfyUI, local release server on 127.0.0.1).
+"""Official models in the ComfyUI Model Loader (fake ComfyUI, local release release on 127.0.0.1).
 
 Specifies: the entries not yet present are listed "(download)"; running one downloads it into
 models/upscale_models with ComfyUI's progress bar and loads it; afterwards it is listed by its file name and
@@ -11,25 +11,14 @@ from __future__ import annotations
 import pytest
 
 from fake_comfy import comfy_environment
-from model_server import hf_file_bytes, official_file_bytes, running_server
 from swin2sr import catalog, fetch
 
 ENTRY = catalog.find("lightweight-x2")
 LABEL = f"{ENTRY.file} (download)"
 
 
-@pytest.fixture(scope="module")
-def server():
-    with running_server(official_file_bytes(), hf_file_bytes()) as state:
-        yield state
-
-
 @pytest.fixture
-def comfy(tmp_path, monkeypatch, server):
-    for name in fetch.OFFLINE_ENVS:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv(catalog.BASE_URL_ENV, f"{server.url}/ok")
-    server.requests.clear()
+def comfy(tmp_path, monkeypatch, release):
     with comfy_environment(tmp_path) as env:
         yield env
 
@@ -42,16 +31,16 @@ def upscale_models(env):
     return env.folder_paths.get_folder_paths("upscale_models")[0]
 
 
-def test_running_a_download_entry_fetches_it_with_comfys_progress_bar_then_lists_its_file(comfy, server, tmp_path):
+def test_running_a_download_entry_fetches_it_with_comfys_progress_bar_then_lists_its_file(comfy, release, tmp_path):
     assert LABEL in listed(comfy)
     (model,) = comfy.run("Swin2SR_ModelLoader", model_name=LABEL, precision="auto")
     assert model.scale == 2
     path = tmp_path / "models" / "upscale_models" / ENTRY.file
-    assert path.read_bytes() == server.content
-    assert comfy.progress[-1] == (len(server.content), len(server.content)) and len(comfy.progress) > 2
+    assert path.read_bytes() == release.content
+    assert comfy.progress[-1] == (len(release.content), len(release.content)) and len(comfy.progress) > 2
     assert ENTRY.file in listed(comfy) and LABEL not in listed(comfy)
     comfy.run("Swin2SR_ModelLoader", model_name=LABEL, precision="auto")  # a workflow saved with the label
-    assert len(server.requests) == 1
+    assert len(release.requests) == 1
 
 
 def test_cancel_during_the_download_leaves_no_partial_file(comfy, tmp_path):
@@ -63,12 +52,12 @@ def test_cancel_during_the_download_leaves_no_partial_file(comfy, tmp_path):
     assert LABEL in listed(comfy)
 
 
-def test_a_file_from_the_missing_models_dialog_is_verified_on_first_use_without_any_request(comfy, server, tmp_path):
+def test_a_file_from_the_missing_models_dialog_is_verified_on_first_use_without_any_request(comfy, release, tmp_path):
     folder = tmp_path / "models" / "upscale_models"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / ENTRY.file).write_bytes(server.content)
+    (folder / ENTRY.file).write_bytes(release.content)
     (model,) = comfy.run("Swin2SR_ModelLoader", model_name=ENTRY.file, precision="auto")
-    assert model.scale == 2 and server.requests == []
+    assert model.scale == 2 and release.requests == []
     assert fetch.recorded_hash(folder / ENTRY.file) == fetch.sha256_of(folder / ENTRY.file)
 
 

@@ -34,7 +34,7 @@ X4, X2 = (128, 96), (64, 48)  # example.png (32x24) upscaled
 
 
 @pytest.fixture(scope="module")
-def release_server():
+def host_release():
     """Lightweight x2 under every release name, and a classical x4 for the shipped workflow's file."""
     files = {CLASSICAL_X4.file: official_file_bytes("classical_x4", seed=1)}
     with running_server(official_file_bytes(), hf_file_bytes(), files) as state:
@@ -47,24 +47,24 @@ def setup_for(server, files: dict | None = None) -> HostSetup:
 
 
 @pytest.fixture(scope="module")
-def comfy_models(launch_comfy, release_server):
-    return launch_comfy(setup_for(release_server, {"input/example.png": png_bytes(photo(32, 24))}))
+def comfy_models(launch_comfy, host_release):
+    return launch_comfy(setup_for(host_release, {"input/example.png": png_bytes(photo(32, 24))}))
 
 
 @pytest.fixture(scope="module")
-def a1111_models(launch_a1111, release_server):
-    return launch_a1111(setup_for(release_server))
+def a1111_models(launch_a1111, host_release):
+    return launch_a1111(setup_for(host_release))
 
 
-def test_comfyui_lists_official_models_then_downloads_them_on_first_run(comfy_models, release_server):
-    before = len(release_server.requests_for(LIGHTWEIGHT.file))  # the server is shared by every host version
+def test_comfyui_lists_official_models_then_downloads_them_on_first_run(comfy_models, host_release):
+    before = len(host_release.requests_for(LIGHTWEIGHT.file))  # the server is shared by every host version
     labels = [f"{entry.file} (download)" for entry in catalog.CATALOG]
     assert comfy_models.combo_options("Swin2SR_ModelLoader", "model_name")[-5:] == labels
 
     entry = comfy_models.run(json.loads(WORKFLOW.read_text()))  # a fresh install: the release file is not there
     assert [image.size for image in comfy_models.images(entry, "4")] == [X4]
     folder = comfy_models.server.home / "models" / "upscale_models"
-    assert (folder / CLASSICAL_X4.file).read_bytes() == release_server.content_for(CLASSICAL_X4.file)
+    assert (folder / CLASSICAL_X4.file).read_bytes() == host_release.content_for(CLASSICAL_X4.file)
 
     prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
               "2": {"class_type": "Swin2SR_ModelLoader",
@@ -76,11 +76,11 @@ def test_comfyui_lists_official_models_then_downloads_them_on_first_run(comfy_mo
     assert {CLASSICAL_X4.file, LIGHTWEIGHT.file} <= set(options)
     assert f"{LIGHTWEIGHT.file} (download)" not in options
     comfy_models.run({**prompt, "4": {**prompt["4"], "inputs": {**prompt["4"]["inputs"], "filename_prefix": "b"}}})
-    assert len(release_server.requests_for(LIGHTWEIGHT.file)) == before + 1  # the saved label runs from the file
+    assert len(host_release.requests_for(LIGHTWEIGHT.file)) == before + 1  # the saved label runs from the file
 
 
-def test_webui_lists_official_models_and_extras_downloads_one_through_the_host(a1111_models, release_server):
-    before = len(release_server.requests_for(LIGHTWEIGHT.file))
+def test_webui_lists_official_models_and_extras_downloads_one_through_the_host(a1111_models, host_release):
+    before = len(host_release.requests_for(LIGHTWEIGHT.file))
     names = [entry["name"] for entry in a1111_models.get("/sdapi/v1/upscalers")]
     for entry in catalog.CATALOG:
         assert f"Swin2SR {entry.variant} ({entry.name})" in names
@@ -93,7 +93,7 @@ def test_webui_lists_official_models_and_extras_downloads_one_through_the_host(a
 
     assert extras() == X2
     folder = a1111_models.server.home / "models" / "Swin2SR"
-    assert (folder / LIGHTWEIGHT.file).read_bytes() == release_server.content
+    assert (folder / LIGHTWEIGHT.file).read_bytes() == host_release.content
     assert (folder / (LIGHTWEIGHT.file + ".sha256")).is_file()
     assert extras() == X2
-    assert len(release_server.requests_for(LIGHTWEIGHT.file)) == before + 1
+    assert len(host_release.requests_for(LIGHTWEIGHT.file)) == before + 1
