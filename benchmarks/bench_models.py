@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -60,7 +61,8 @@ def main() -> None:
         print(f"{name:<15} {seconds:7.2f} s for {args.size}x{args.size}", flush=True)
     RESULTS.write_text(json.dumps({
         "input": f"{args.size}x{args.size}", "threads": args.threads, "rounds": args.rounds,
-        "cpu": platform.processor() or platform.machine(), "torch": torch.__version__, "models": rows,
+        "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+        "load_average_after": [round(x, 1) for x in os.getloadavg()], "models": rows,
     }, indent=2) + "\n")
 
 

@@ -136,9 +136,10 @@ def _transfer_from_first_source(
             failures.append((url, _reason(exc)))
             part.unlink(missing_ok=True)
     url, reason = failures[0]
+    mirror = "" if os.environ.get(BASE_URL_ENV, "").strip() else f", or set {BASE_URL_ENV} to a mirror"
     raise FetchError(
         f"cannot download {entry.name} from {url} ({reason}); download it by hand and put it in {folder}{os.sep} "
-        f"as {entry.file}, or set {BASE_URL_ENV} to a mirror"
+        f"as {entry.file}{mirror}"
     )
 
 
