@@ -31,6 +31,7 @@ import comfy.model_patcher
 import comfy.utils
 import folder_paths
 
+from . import comfy_models
 from . import swin2sr as core
 from .swin2sr.io import images as core_images
 from .swin2sr import pipelines
@@ -65,27 +66,42 @@ def register_model_folder() -> None:
 
 def list_checkpoints() -> list[str]:
     """Embedded defaults first, then models/swin2sr, then models/upscale_models (duplicates shown once; the
-    embedded models' own files, registered there for the built-in loader, only under their builtin-x4/x2 names)."""
+    embedded models' own files, registered there for the built-in loader, only under their builtin-x4/x2 names),
+    then the official models not downloaded yet, marked "(download)"."""
     names = list(BUILTIN_MODELS)
     for folder in (FOLDER, "upscale_models"):
         for name in folder_paths.get_filename_list(folder):
             if name.lower().endswith(CHECKPOINT_EXTENSIONS) and name not in names and name not in _BUILTIN_FILES:
                 names.append(name)
-    return names
+    return names + comfy_models.download_labels()
 
 
 def resolve_checkpoint(name: str) -> str:
-    """Path of a listed checkpoint, or the builtin name itself (the core resolves those)."""
+    """Path of a listed checkpoint (an official model is verified, and downloaded first if need be), or the
+    builtin name itself (the core resolves those)."""
     if name in BUILTIN_MODELS:
         return name
+    official = comfy_models.official_entry(name)
+    if official is not None:
+        return comfy_models.official_file(official)
     for folder in (FOLDER, "upscale_models"):
         path = folder_paths.get_full_path(folder, name)
         if path is not None:
             return path
-    raise FileNotFoundError(
-        f"Swin2SR checkpoint {name!r} is not in models/{FOLDER} or models/upscale_models; "
-        "put the file there and press R (refresh) in ComfyUI."
-    )
+    raise FileNotFoundError(_not_found(name))
+
+
+def validate_checkpoint_name(name: str) -> bool | str:
+    """The loader's VALIDATE_INPUTS: a listed name or any official model name (downloaded on run), else why not.
+
+    Defining it makes ComfyUI skip its own "value not in list" check, so a workflow naming an official model
+    runs before the file is here, and a "(download)" label saved before it arrived still runs after."""
+    return name in list_checkpoints() or comfy_models.official_entry(name) is not None or _not_found(name)
+
+
+def _not_found(name: str) -> str:
+    return (f"Swin2SR checkpoint {name!r} is not in models/{FOLDER} or models/upscale_models; "
+            "put the file there and press R (refresh) in ComfyUI.")  # fmt: skip
 
 
 def load_upscale_model(name: str, precision: str = "auto") -> Any:

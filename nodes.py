@@ -43,7 +43,8 @@ class ModelLoader:
     """Loads a Swin2SR checkpoint (or any spandrel model) as ComfyUI's standard UPSCALE_MODEL."""
 
     DESCRIPTION = ("Swin2SR checkpoints from models/swin2sr and models/upscale_models, plus the embedded "
-                   "builtin-x4/x2 models (no download). Works with the built-in 'Upscale Image (using Model)' too.")
+                   "builtin-x4/x2 models (no download) and the official releases marked '(download)', fetched into "
+                   "models/upscale_models on first run. Works with the built-in 'Upscale Image (using Model)' too.")
     CATEGORY = CATEGORY
     RETURN_TYPES = ("UPSCALE_MODEL",)
     FUNCTION = "load"
@@ -55,6 +56,10 @@ class ModelLoader:
             "precision": (host.PRECISIONS, {"default": "auto", "tooltip": "auto: bf16 where ComfyUI deems it safe, "
                                             "else fp32; --force-fp32/--force-fp16 override this"}),
         }}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, model_name: str) -> bool | str:
+        return host.validate_checkpoint_name(model_name)
 
     def load(self, model_name: str, precision: str) -> tuple[Any]:
         return (host.load_upscale_model(model_name, precision),)

@@ -10,6 +10,7 @@ device, precision and memory budget the WebUI's command line asks for.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, NamedTuple, Optional
@@ -113,7 +114,8 @@ def _forge_vram_state() -> str | None:
 
 
 class UpscalerSwin2SR(Upscaler):
-    """All Swin2SR checkpoints in models/Swin2SR/ (or --swin2sr-models-path) plus the embedded defaults."""
+    """All Swin2SR checkpoints in models/Swin2SR/ (or --swin2sr-models-path), the embedded defaults, and the official
+    releases, listed whether downloaded or not (like the WebUI's own SwinIR entry) and fetched on first use."""
 
     def __init__(self, dirname=None):
         self.name = "Swin2SR"  # before super().__init__(): gives model_path = <models>/Swin2SR
@@ -122,9 +124,12 @@ class UpscalerSwin2SR(Upscaler):
         super().__init__(create_dirs=True)
         self._cached_key = None
         self._cached_model = None
-        files = self.find_models(ext_filter=CHECKPOINT_EXTENSIONS)
+        official = {entry.file for entry in swin2sr.catalog.CATALOG}  # listed once, under their catalogue entry
+        files = [path for path in self.find_models(ext_filter=CHECKPOINT_EXTENSIONS) if Path(path).name not in official]
         labels = {**BUILTIN_LABELS, **_file_labels(files)}
         self.scalers = [self._entry(source, label) for source, label in labels.items()]
+        self.scalers += [UpscalerData(f"Swin2SR {entry.variant} ({entry.name})", entry.name, self, scale=entry.scale)
+                         for entry in swin2sr.catalog.CATALOG]  # fmt: skip
 
     def _entry(self, source: str, label: str) -> UpscalerData:
         """A list entry named after the checkpoint's variant and file, with its real scale.
@@ -177,9 +182,19 @@ class UpscalerSwin2SR(Upscaler):
         key = (source, str(device), precision)
         if self._cached_key != key:
             self._cached_key = self._cached_model = None  # free the old model before loading the next
-            self._cached_model = swin2sr.load_model(source, device=device, dtype=DTYPES.get(precision))
+            path = self._official_file(source) or source
+            self._cached_model = swin2sr.load_model(path, device=device, dtype=DTYPES.get(precision))
             self._cached_key = key
         return self._cached_model
+
+    def _official_file(self, source: str) -> str | None:
+        """For an official entry, its verified file in our models folder, fetched on first use through the WebUI's
+        own downloader (`modelloader.load_file_from_url`, as its SwinIR does); None for any other source."""
+        entry = swin2sr.catalog.find(source)
+        if entry is None:
+            return None
+        folder = getattr(self, "model_download_path", None) or self.model_path
+        return str(swin2sr.loader.release_file(entry, folder, transfer=_host_download))
 
     def _memory_budget(self, device) -> int | None:
         """A byte cap for the planner under --medvram/--lowvram; None lets it use its own safety margin."""
@@ -194,6 +209,21 @@ def _free_forge_memory() -> None:
     except ImportError:
         return
     prepare_free_memory()
+
+
+def _host_download(url: str, part: Path, progress) -> None:
+    """The core's transfer step done by the WebUI's downloader (its console bar; `progress` is not called).
+
+    It downloads into a staging folder of its own, which the file then leaves at once: the core verifies `part`
+    before it is renamed into place, so a refused download never appears in the upscaler folder.
+    """
+    from modules import modelloader
+
+    staging = part.with_name(part.name + ".d")
+    try:
+        os.replace(modelloader.load_file_from_url(url, model_dir=str(staging), file_name=part.name), part)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _cancelled() -> bool:

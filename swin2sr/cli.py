@@ -60,7 +60,10 @@ def add_upscale_command(subparsers: argparse._SubParsersAction) -> None:
         help="for one file: the output file (its suffix picks the format); otherwise the output folder, "
         "where sub-folders are kept",
     )  # fmt: skip
-    parser.add_argument("--model", default="builtin-x4", help="checkpoint path or builtin-x4 / builtin-x2")
+    parser.add_argument(
+        "--model", default="builtin-x4",
+        help="checkpoint path, builtin-x4 / builtin-x2, or an official model (see `swin2sr models`; downloaded once)",
+    )  # fmt: skip
     parser.add_argument("--skip-existing", action="store_true", help="leave existing outputs alone (resume a run)")
     parser.add_argument(
         "--format", choices=("png", "jpg", "webp", "tif"), default=None,
@@ -151,9 +154,10 @@ def resolve_device(name: str | None) -> str:
 
 def run_upscale(args: argparse.Namespace) -> int:
     from . import jobs
+    from .cli_models import model_argument
 
     options = jobs.JobOptions(
-        model=args.model,
+        model=model_argument(args.model, args.quiet),
         upscale=processing_options(args),
         video=jobs.VideoOptions(codec=args.codec, crf=args.crf, frames_per_batch=args.frames_per_batch),
         image_format=f".{args.format}" if args.format else None,
@@ -204,10 +208,11 @@ class TextProgressBar:
     Work done in a single step draws nothing; longer work redraws the line in place.  No stream: silent.
     """
 
-    def __init__(self, stream, label: str = "", width: int = 30) -> None:
+    def __init__(self, stream, label: str = "", width: int = 30, per_unit: int = 1, unit: str = "") -> None:
         self.stream = stream
         self.label = label
         self.width = width
+        self.per_unit, self.unit = per_unit, unit  # counts shown as done/per_unit (e.g. bytes as MB)
         self.start = time.monotonic()
         self.drawn = False
 
@@ -217,7 +222,8 @@ class TextProgressBar:
         filled = self.width * done // total
         elapsed = time.monotonic() - self.start
         bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {done}/{total}, {elapsed:.0f} s")
+        counts = f"{done}/{total}" if self.per_unit == 1 else f"{done / self.per_unit:.1f}/{total / self.per_unit:.1f}"
+        self.stream.write(f"\r{self.label} [{bar}] {counts}{self.unit}, {elapsed:.0f} s")
         self.stream.flush()
         self.drawn = True
 
@@ -248,6 +254,7 @@ class TextProgressBar:
 
 # --- entry point -----------------------------------------------------------------------------------
 
+from .cli_models import COMMANDS as MODEL_COMMANDS  # noqa: E402  (models; imports this module)
 from .cli_pipelines import COMMANDS as PIPELINE_COMMANDS  # noqa: E402  (faces, two-stage; imports this module)
 from .serve.command import add_serve_command  # noqa: E402  (imports this module; the service loads lazily)
 
@@ -255,6 +262,7 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_info_command,
     add_upscale_command,
     *PIPELINE_COMMANDS,
+    *MODEL_COMMANDS,
     add_serve_command,
 )
 

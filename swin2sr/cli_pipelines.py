@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from . import cli
+from .cli_models import model_argument
 from .faces import DETECTORS
 from .io import check_output_path, images, read_image, write_image
 
@@ -44,6 +45,13 @@ def add_two_stage_command(subparsers: argparse._SubParsersAction) -> None:
     _add_region_options(parser)
     cli.add_processing_options(parser)
     parser.set_defaults(run=run_two_stage)
+
+
+def _load(name: str, options: dict, quiet: bool):
+    """A model by path or name; an official model is downloaded first with a bar (cli_models.model_argument)."""
+    import swin2sr
+
+    return swin2sr.load_any_model(model_argument(name, quiet), device=options["device"])
 
 
 def _add_region_options(parser: argparse.ArgumentParser) -> None:
@@ -97,8 +105,8 @@ def run_faces(args: argparse.Namespace) -> int:
     options = cli.processing_options(args)
     image, info = read_image(args.input)
     base = read_image(args.base)[0] if args.base else None
-    model = swin2sr.load_any_model(args.model, device=options["device"])
-    face_model = swin2sr.load_any_model(args.face_model, device=options["device"]) if args.face_model else None
+    model = _load(args.model, options, args.quiet)
+    face_model = _load(args.face_model, options, args.quiet) if args.face_model else None
     bar = cli.TextProgressBar(sys.stderr, label=f"refining {args.input.name}")
     out, mask, regions = swin2sr.refine_faces(
         image, model, base=base, face_model=face_model, face_index=args.face_index,
@@ -128,8 +136,8 @@ def run_two_stage(args: argparse.Namespace) -> int:
     options = cli.processing_options(args)
     options.pop("max_input_size")  # two-stage always runs at full resolution: its output is exactly x4
     image, info = read_image(args.input)
-    stage1 = swin2sr.load_any_model(args.stage1, device=options["device"])
-    stage2 = swin2sr.load_any_model(args.stage2, device=options["device"])
+    stage1 = _load(args.stage1, options, args.quiet)
+    stage2 = _load(args.stage2, options, args.quiet)
     regions = next(iter(_given_regions(args).values()), "faces" if args.faces else None)
     bar = cli.TextProgressBar(sys.stderr, label=f"two-stage {args.input.name}")
     out, report = swin2sr.two_stage(image, stage1, stage2, regions=regions, progress=bar,

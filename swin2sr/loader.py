@@ -27,7 +27,7 @@ from typing import Union
 
 import torch
 
-from . import hf_names
+from . import catalog, fetch, hf_names
 from .arguments import check_load_arguments
 from .arch import Swin2SR, Swin2SRConfig
 from .attention import relative_coords_table, relative_position_index, shift_mask
@@ -140,11 +140,51 @@ def resolve_source(source: str | os.PathLike) -> Path:
     if name.startswith("builtin-"):
         raise CheckpointError(f"unknown embedded model {name!r}; available: {', '.join(BUILTIN_MODELS)}")
     path = Path(name).expanduser()
+    entry = catalog.find(name)
+    if entry is not None and not path.exists():  # a file of that name in the working folder wins
+        return release_file(entry)
     if path.is_dir():
         return _model_file_in_folder(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     return path
+
+
+def model_source(name: str, progress: fetch.Progress | None = None) -> str:
+    """What a `--model` string means, ready to load: a catalogue name (short or release file name) becomes its
+    verified local file, downloaded first (with `progress(bytes done, bytes total)`) if need be; anything else
+    (a path, builtin-x4 / builtin-x2) is returned unchanged for `load_model` / `load_any_model`.
+
+    The CLI calls this before any other work, so a download that cannot happen is one line within seconds;
+    a service can call it the same way.
+    """
+    entry = catalog.find(name)
+    if entry is None or Path(name).expanduser().exists():
+        return name
+    return str(release_file(entry, progress=progress))
+
+
+def release_file(
+    entry: catalog.ReleaseModel,
+    folder: str | os.PathLike | None = None,
+    progress: fetch.Progress | None = None,
+    transfer: fetch.Transfer | None = None,
+) -> Path:
+    """The catalogue model's file in `folder` (default: `catalog.models_dir()`), fetched and verified on first use;
+    hosts pass their own folder, progress bar and (A1111) downloader."""
+    folder = Path(folder) if folder is not None else catalog.models_dir()
+    return fetch.fetch(entry, folder, release_verifier(entry), progress, transfer)
+
+
+def release_verifier(entry: catalog.ReleaseModel) -> fetch.Verify:
+    """A check that a file is the catalogue entry's model: readable, Swin2SR, and of its variant and scale."""
+
+    def verify(path: Path) -> None:
+        checkpoint = read_checkpoint(path)
+        if checkpoint.variant != entry.variant or checkpoint.config.scale != entry.scale:
+            raise CheckpointError(f"{path.name} holds a {checkpoint.variant} model, not {entry.name}'s {entry.variant}")
+
+    return verify
 
 
 def builtin_model_files() -> dict[str, Path]:

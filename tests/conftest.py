@@ -40,3 +40,25 @@ def nearest_model(monkeypatch):
     model = NearestX2()
     monkeypatch.setattr(swin2sr, "load_any_model", lambda *args, **kwargs: model)
     return model
+
+
+@pytest.fixture(scope="session")
+def release_server():
+    """A local stand-in for the model release server (tests/model_server.py) on 127.0.0.1, for the session."""
+    from model_server import hf_file_bytes, official_file_bytes, running_server
+
+    with running_server(official_file_bytes(), hf_file_bytes()) as state:
+        yield state
+
+
+@pytest.fixture
+def release(release_server, monkeypatch):
+    """Downloads allowed, from `release_server`'s /ok/ folder (SWIN2SR_MODEL_BASE_URL); its request log cleared."""
+    from swin2sr import catalog, fetch
+
+    for name in fetch.OFFLINE_ENVS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(catalog.BASE_URL_ENV, f"{release_server.url}/ok")
+    release_server.requests.clear()
+    release_server.dropped.clear()
+    return release_server

@@ -155,7 +155,8 @@ def test_registers_models_swin2sr_folder(comfy, base):
 
 def test_loader_lists_embedded_models_then_both_folders(comfy):
     options = comfy.nodes["Swin2SR_ModelLoader"].INPUT_TYPES()["required"]["model_name"][0]
-    assert options == ["builtin-x4", "builtin-x2", "tiny_x2.pth", "tiny_x4.safetensors"]
+    assert options[:4] == ["builtin-x4", "builtin-x2", "tiny_x2.pth", "tiny_x4.safetensors"]
+    assert options[4:] == [f"{entry.file} (download)" for entry in comfy.pack.swin2sr.catalog.CATALOG]
 
 
 def test_loader_returns_comfy_upscale_model_managed_by_a_patcher(any_comfy):

@@ -62,13 +62,32 @@ def test_api_twin_is_valid_and_says_the_same(path, definitions):
 
 @pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.stem)
 def test_needs_no_download_beyond_declared_models(path):
-    """Our loaders use the embedded models; any other file a node names is offered for download by the frontend."""
+    """Our loaders use the embedded models, except the one workflow made for an official model; any other file a
+    node names is declared in properties.models, which the frontend's Missing Models dialog offers."""
     for node in load(path)["nodes"]:
-        if node["type"] == "Swin2SR_ModelLoader":
+        declared = {model["name"] for model in node["properties"].get("models", [])}
+        if node["type"] == "Swin2SR_ModelLoader" and path.stem != "swin2sr_official_model":
             assert node["widgets_values"][0] in ("builtin-x4", "builtin-x2")
-        if node["type"] == "CheckpointLoaderSimple":
-            declared = {model["name"] for model in node["properties"]["models"]}
-            assert node["widgets_values"][0] in declared
+        if node["type"] in ("Swin2SR_ModelLoader", "CheckpointLoaderSimple"):
+            assert node["widgets_values"][0] in declared | {"builtin-x4", "builtin-x2"}
+
+
+def test_the_official_model_workflow_declares_the_release_file_for_the_missing_models_dialog(definitions):
+    from swin2sr import catalog
+
+    workflow = load(WORKFLOW_DIR / "swin2sr_official_model.json")
+    (loader,) = [n for n in workflow["nodes"] if n["type"] == "Swin2SR_ModelLoader"]
+    entry = catalog.find("classical-x4")
+    assert loader["widgets_values"][0] == entry.file  # not in a fresh list: the node's VALIDATE_INPUTS accepts it
+    assert loader["properties"]["models"] == [
+        {"name": entry.file, "url": f"{catalog.RELEASE_URL}/{entry.file}", "directory": "upscale_models"}
+    ]
+    loader["widgets_values"][0] = "Swin2SR_ClassicalSR_X8_64.pth"
+    assert validate_ui(workflow, definitions) == [
+        f"node {loader['id']} (Swin2SR_ModelLoader): widget 'model_name': 'Swin2SR_ClassicalSR_X8_64.pth' refused "
+        "by VALIDATE_INPUTS (Swin2SR checkpoint 'Swin2SR_ClassicalSR_X8_64.pth' is not in models/swin2sr or "
+        "models/upscale_models; put the file there and press R (refresh) in ComfyUI.)"
+    ]
 
 
 def test_validator_catches_mistakes(definitions):

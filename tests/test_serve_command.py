@@ -68,3 +68,31 @@ def test_the_core_and_the_command_line_import_without_the_serve_extra():
             " if m.name not in ('swin2sr.serve.app', 'swin2sr.__main__')]")  # fmt: skip
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_an_official_model_that_cannot_be_fetched_is_one_line_before_the_server_starts(
+    tmp_path, release, monkeypatch, capsys
+):
+    from swin2sr import catalog
+
+    monkeypatch.setenv(catalog.MODELS_DIR_ENV, str(tmp_path / "models"))
+    monkeypatch.setenv("SWIN2SR_OFFLINE", "1")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code, err = run(capsys, "--port", str(port), "--model", "classical-x4", "--device", "cpu")
+    assert code == 1 and err.count("\n") == 0
+    assert "classical-x4 is not downloaded" in err and str(tmp_path / "models") in err
+    assert release.requests == []
+
+
+def test_an_official_model_is_downloaded_with_the_cli_bar_before_the_server_starts(
+    tmp_path, release, monkeypatch, capsys
+):
+    from swin2sr import catalog
+
+    monkeypatch.setenv(catalog.MODELS_DIR_ENV, str(tmp_path / "models"))
+    command.fetch_official_models(("builtin-x4", "lightweight-x2"), quiet=False)
+    assert "downloading lightweight-x2" in capsys.readouterr().err
+    assert (tmp_path / "models" / catalog.find("lightweight-x2").file).is_file()
+    assert len(release.requests) == 1  # the embedded model needs none

@@ -63,6 +63,7 @@ def run_serve(args: argparse.Namespace) -> int:
     require("fastapi", "uvicorn", "python_multipart", "prometheus_client")
     config = serve_config(args)
     warn_if_exposed(args.host, config.token)
+    fetch_official_models(config.models, args.quiet)
     if args.ray is not None:
         from .ray import run_on_ray
 
@@ -71,6 +72,15 @@ def run_serve(args: argparse.Namespace) -> int:
     from .local import run_uvicorn
 
     return run_uvicorn(config, args.host, args.port, quiet=args.quiet, threads=args.threads)
+
+
+def fetch_official_models(names: tuple[str, ...], quiet: bool) -> None:
+    """Download any official model among `names` now, with the CLI's bar: offline or unreachable is one line before
+    the server starts, not a failed first job (the workers then load the verified file by the same name)."""
+    from ..cli_models import model_argument
+
+    for name in names:
+        model_argument(name, quiet)
 
 
 def serve_config(args: argparse.Namespace):

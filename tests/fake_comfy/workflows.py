@@ -12,6 +12,7 @@ Regenerate the files after changing a node or a workflow below:
 
 from __future__ import annotations
 
+import inspect
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -34,6 +35,13 @@ SD15_CHECKPOINT = {
     "url": "https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/"
     "v1-5-pruned-emaonly-fp16.safetensors?download=true",
     "directory": "checkpoints",
+}
+
+# The official model the download workflow names (swin2sr.catalog; the GitHub release asset is the first source).
+OFFICIAL_MODEL = {
+    "name": "Swin2SR_ClassicalSR_X4_64.pth",
+    "url": "https://github.com/mv-lab/swin2sr/releases/download/v0.0.1/Swin2SR_ClassicalSR_X4_64.pth",
+    "directory": "upscale_models",
 }
 
 
@@ -82,8 +90,18 @@ def node_definitions(pack) -> dict[str, dict]:
             "input": {"required": spec.get("required", {}), "optional": spec.get("optional", {})},
             "output": node_class.RETURN_TYPES,
             "output_names": getattr(node_class, "RETURN_NAMES", node_class.RETURN_TYPES),
+            "validated": _validated_inputs(node_class),
         }
     return definitions
+
+
+def _validated_inputs(node_class) -> dict:
+    """Input name -> the node's VALIDATE_INPUTS for each input it names: ComfyUI then skips its own combo check
+    for that input and asks the node (execution.py validate_inputs)."""
+    validate = getattr(node_class, "VALIDATE_INPUTS", None)
+    if validate is None:
+        return {}
+    return {name: validate for name in inspect.getfullargspec(validate).args if name != "cls"}
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -151,6 +169,15 @@ def check_value(spec: tuple, value: Any) -> str | None:
     return None if low <= value <= high else f"{value!r} is outside {low}..{high}"
 
 
+def widget_error(definition: dict, name: str, spec: tuple, value: Any) -> str | None:
+    """check_value, or the node's own VALIDATE_INPUTS where it validates this input (as ComfyUI does)."""
+    validate = definition.get("validated", {}).get(name)
+    if validate is None:
+        return check_value(spec, value)
+    answer = validate(**{name: value})
+    return None if answer is True else f"{value!r} refused by VALIDATE_INPUTS ({answer})"
+
+
 def types_match(output_type: str, input_type: str) -> bool:
     return SOCKET_WILDCARD in (output_type, input_type) or output_type == input_type
 
@@ -215,7 +242,7 @@ def _ui_widget_errors(node: dict, definition: dict) -> list[str]:
     for name, spec in widgets(definition):
         if not values:
             return errors + [f"widget {name!r} has no value"]
-        error = check_value(spec, values.pop(0))
+        error = widget_error(definition, name, spec, values.pop(0))
         if error:
             errors.append(f"widget {name!r}: {error}")
         if _options(spec).get("control_after_generate") and values.pop(0) not in CONTROL_AFTER_GENERATE:
@@ -251,7 +278,7 @@ def _api_node_errors(node: dict, definition: dict, prompt: dict, definitions: di
             continue
         value = given[name]
         if is_widget(spec):
-            error = check_value(spec, value)
+            error = widget_error(definition, name, spec, value)
         else:
             error = _api_link_error(value, _kind(spec), prompt, definitions)
         if error:
@@ -361,6 +388,15 @@ WORKFLOWS: dict[str, tuple[str, list[Node]]] = {
         Node(4, "Swin2SR_TwoStage", {"scale": 4, "regions": "everywhere", "detector": "auto"},
              {"stage1_model": (2, 0), "stage2_model": (3, 0), "image": (1, 0)}),
         Node(5, "SaveImage", {"filename_prefix": "Swin2SR/two_stage"}, {"images": (4, 0)}),
+    ]),
+    "swin2sr_official_model": ("Official Swin2SR ClassicalSR x4, downloaded into models/upscale_models on first "
+                               "run (or from the Missing Models dialog's link)", [
+        Node(1, "LoadImage", {"image": "example.png"}),
+        Node(2, "Swin2SR_ModelLoader", {"model_name": OFFICIAL_MODEL["name"], "precision": "auto"},
+             models=[OFFICIAL_MODEL]),
+        Node(3, "Swin2SR_Upscale", {**TARGET_DEFAULTS, "max_input_size": 1024},
+             {"upscale_model": (2, 0), "image": (1, 0)}),
+        Node(4, "SaveImage", {"filename_prefix": "Swin2SR/official_x4"}, {"images": (3, 0)}),
     ]),
     "sd_txt2img_swin2sr_x4": ("SD 1.5 txt2img at 512 px, then Swin2SR x4 to 2048 px", [
         Node(1, "CheckpointLoaderSimple", {"ckpt_name": SD15_CHECKPOINT["name"]}, models=[SD15_CHECKPOINT]),

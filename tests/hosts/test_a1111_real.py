@@ -43,7 +43,7 @@ def test_upscalers_lists_the_embedded_models_and_one_entry_per_checkpoint(a1111)
     assert set(BUILTIN_ENTRIES) <= set(ours)
     assert entry_for(a1111, "tiny4.pth").startswith("Swin2SR x4 ")  # the variant and the real scale, read from it
     assert entry_for(a1111, "broken.pth") == "Swin2SR unreadable (broken.pth)"
-    assert len(ours) == 4, ours
+    assert len(ours) == 4 + len(swin2sr.catalog.CATALOG), ours  # and one entry per official model
     assert {"Lanczos", "SwinIR 4x"} <= set(names), "the WebUI's own upscalers stay listed"
 
 

@@ -30,6 +30,17 @@ def load_models(model_path, model_url=None, command_path=None, ext_filter=None, 
     return found
 
 
+def load_file_from_url(url, *, model_dir, progress=True, file_name=None, hash_prefix=None):
+    """The file in `model_dir` if it is there, else downloaded by torch.hub (temporary file, then moved)."""
+    os.makedirs(model_dir, exist_ok=True)
+    cached_file = os.path.abspath(os.path.join(model_dir, file_name or os.path.basename(urlparse(url).path)))
+    if not os.path.exists(cached_file):
+        from torch.hub import download_url_to_file
+
+        download_url_to_file(url, cached_file, progress=progress, hash_prefix=hash_prefix)
+    return cached_file
+
+
 def friendly_name(file):
     if file.startswith("http"):
         file = urlparse(file).path
