@@ -27,6 +27,8 @@ from real_hosts import (
     status_messages,
 )
 
+from swin2sr import catalog
+
 API_DIR = Path(__file__).resolve().parents[2] / "workflows" / "api"
 API_FILES = sorted(API_DIR.glob("*.json"))
 X4, X2 = (128, 96), (64, 48)  # (width, height) of example.png (32x24, see conftest.comfy_setup) upscaled x4, x2
@@ -166,9 +168,11 @@ def test_builtin_loader_opens_the_embedded_models_and_matches_our_upscale(comfy)
 
 
 def test_a_comfyui_without_model_files_offers_and_runs_the_embedded_models(launch_comfy):
-    """A fresh install: nothing in models/, yet our loader lists builtin-x4/x2 first and upscales with them."""
+    """A fresh install: nothing in models/, yet our loader lists builtin-x4/x2 first (then the official models
+    offered for download) and upscales with them."""
     bare = launch_comfy(HostSetup(files={"input/example.png": png_bytes(photo(32, 24))}))
-    assert bare.combo_options("Swin2SR_ModelLoader", "model_name") == ["builtin-x4", "builtin-x2"]
+    downloads = [f"{entry.file} (download)" for entry in catalog.CATALOG]
+    assert bare.combo_options("Swin2SR_ModelLoader", "model_name") == ["builtin-x4", "builtin-x2", *downloads]
     entry = bare.run({"1": load_image("example.png"), "2": our_loader("builtin-x2"), "3": upscale("2", "1"),
                       "4": save("3", "bare/x2")})
     assert_sizes(bare, entry, {"4": X2})
