@@ -242,13 +242,14 @@ class JobQueue:
         self.on_finish(job, seconds)
 
     def _finish(self, job: Job, status: str, error: str | None) -> None:
-        """Record the outcome (lock held); anything but a result loses its files at once."""
-        job.status, job.error, job.finished_at = status, error, time.monotonic()
+        """Record the outcome (lock held); anything but a result loses its files at once, before the outcome is
+        visible, so whoever sees a job finished sees its files in their final state."""
         if status == "done":
-            job.progress = 1.0
             job.source.unlink(missing_ok=True)
+            job.progress = 1.0
         else:
             shutil.rmtree(job.folder, ignore_errors=True)
+        job.status, job.error, job.finished_at = status, error, time.monotonic()
 
     def _forget(self, job: Job) -> None:
         shutil.rmtree(job.folder, ignore_errors=True)
