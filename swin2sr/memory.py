@@ -110,9 +110,15 @@ def estimate_memory(
 
 
 def budget_chunk_tokens(config: Swin2SRConfig | torch.nn.Module, dtype: torch.dtype, device, budget: int) -> int:
-    """Tokens per chunk for a run under `budget` bytes: the device's choice, on CUDA at most a share of the budget."""
+    """Tokens per chunk for a run under `budget` bytes: the device's choice, on CUDA at most a share of the budget.
+
+    A model's own `chunk_tokens` attribute, when set, is the user's override (swin2sr.tuning) and wins: the
+    run uses it, so the forecast must too.
+    """
     device_type = torch.device(device).type
     if not isinstance(config, Swin2SRConfig):
+        if getattr(config, "chunk_tokens", None):
+            return int(config.chunk_tokens)
         config = getattr(config, "config", None)
     if config is None:  # a foreign model: no chunks
         return tuning.chunk_tokens(device_type)

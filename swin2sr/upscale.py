@@ -413,7 +413,8 @@ class _prepared:
     (lossless).  Another dtype runs on a cast copy: casting the caller's weights
     to half and back would round them for good.  A half-precision batch whose
     output is not finite is redone in fp32 (engine.run_with_fallback) and counted.
-    A Swin2SR model runs with the plan's chunk size, set for the run only.
+    A Swin2SR model runs with the plan's chunk size (its own `chunk_tokens` when the user set one), set for the
+    run only.
     """
 
     def __init__(
