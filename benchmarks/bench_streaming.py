@@ -74,6 +74,86 @@ def run_child(args: list[str]) -> dict:
     return {"seconds": seconds, "peak_rss": usage.ru_maxrss * 1024}
 
 
+# The CLI measured as a user runs it: started by a process of a few MB (Linux carries ru_maxrss across exec, so
+# a child of this torch-sized benchmark would report at least this process's RSS), with no allocator variables.
+LAUNCHER = """
+import os, sys
+pid = os.posix_spawn(sys.executable, [sys.executable, *sys.argv[1:]], os.environ,
+                     file_actions=[(os.POSIX_SPAWN_DUP2, 2, 1)])
+print(pid, flush=True)
+_, status, usage = os.wait4(pid, 0)
+print(usage.ru_maxrss * 1024, os.waitstatus_to_exitcode(status), flush=True)
+"""
+CLI_SIZES = [(1000, 750), (2000, 1500), (4000, 3000)]  # inputs of the 4000x3000, 8000x6000, 16000x12000 outputs
+POLL_SECONDS = 0.02
+
+
+def launched(args: list[str], log) -> dict:
+    """Run `python ARGS` through the tiny launcher: ru_maxrss as the launcher's wait4 sees it, and polled RSS."""
+    import psutil
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for variable in LIVE_RSS_ENV:
+        env.pop(variable, None)
+    started = time.perf_counter()
+    launcher = subprocess.Popen([sys.executable, "-S", "-c", LAUNCHER, *args], env=env, stdout=subprocess.PIPE,
+                                stderr=log, text=True)  # fmt: skip
+    cli = psutil.Process(int(launcher.stdout.readline()))
+    polled = 0
+    while launcher.poll() is None:
+        try:
+            polled = max(polled, cli.memory_info().rss)
+        except psutil.Error:  # it has just ended
+            pass
+        time.sleep(POLL_SECONDS)
+    maxrss, code = map(int, launcher.stdout.read().split())
+    if code:
+        raise RuntimeError(f"{' '.join(args)} failed ({code}); see its log")
+    return {"seconds": time.perf_counter() - started, "peak_rss": maxrss, "polled_rss": polled}
+
+
+def cli_sizes(sizes) -> list[dict]:
+    """`swin2sr upscale` with builtin-x4 and its default options on the CPU, per size, one run at a time."""
+    rows = []
+    for w, h in sizes:
+        src, dst = make_input(w, h), Path(f"/tmp/swin2sr_stream_cli_{w}x{h}.png")
+        with open(f"/tmp/swin2sr_stream_cli_{w}x{h}.log", "w") as log:
+            result = launched(["-m", "swin2sr", "upscale", str(src), "-o", str(dst), "--model", "builtin-x4",
+                               "--device", "cpu"], log)  # fmt: skip
+        dst.unlink()
+        with open(f"/tmp/swin2sr_stream_cli_{w}x{h}.log") as log:
+            result["cli_line"] = [line for line in log.read().replace("\r", "\n").splitlines() if "peak RSS" in line]
+        rows.append({"input": (w, h), "output": (4 * w, 4 * h), **result})
+        print(f"  {4 * w}x{4 * h}: launcher ru_maxrss {result['peak_rss'] / 1e9:.3f} GB, polled "
+              f"{result['polled_rss'] / 1e9:.3f} GB, {result['seconds']:.0f} s; {result['cli_line']}", flush=True)
+    return rows
+
+
+def cpu_model() -> str:
+    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def cli_table(rows: list[dict]) -> str:
+    import torch
+
+    lines = [f"CPU: {cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__} with "
+             f"{torch.get_num_threads()} threads",
+             "| output | peak RSS via launcher (ru_maxrss) | peak RSS polled | CLI's own line | time |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for row in rows:
+        (w, h), line = row["output"], row["cli_line"][-1].split("peak RSS ")[-1] if row["cli_line"] else "-"
+        lines.append(f"| {w}x{h} | {row['peak_rss'] / 1e9:.3f} GB | {row['polled_rss'] / 1e9:.3f} GB | {line} | "
+                     f"{row['seconds']:.0f} s |")  # fmt: skip
+    first, last = rows[0]["peak_rss"], rows[-1]["peak_rss"]
+    verdict = "meets" if max(r["peak_rss"] for r in rows) <= TARGET_BYTES and last <= FLAT_LIMIT * first else "MISSES"
+    lines.append(f"\n{verdict} the target (<= 1.0 GB, largest within +15% of smallest): "
+                 f"{(last / first - 1) * 100:+.1f}% from smallest to largest")  # fmt: skip
+    return "\n".join(lines)
+
+
 def cli_args(src: Path, dst: Path, model: str) -> list[str]:
     return ["upscale", str(src), "-o", str(dst), "--model", model, "--tile", "256", "--device", "cpu",
             "--precision", "fp32"]  # fmt: skip
@@ -252,11 +332,22 @@ def main() -> None:
     parser.add_argument("--skip-sweep", action="store_true", help="only the builtin-x4 run")
     parser.add_argument("--with-old-big", action="store_true", help="also rerun the old path with builtin-x4")
     parser.add_argument("--writers", action="store_true", help="only compare the PNG/TIFF encoders")
+    parser.add_argument("--cli", nargs="*", metavar="WxH", help="only the CLI through a tiny launcher, builtin-x4 "
+                        "with its defaults; inputs WxH (default 1000x750 2000x1500 4000x3000)")  # fmt: skip
     parser.add_argument("--streamed-only", action="store_true", help="sweep: skip the old in-memory path")
     parser.add_argument("--jobs", type=int, default=1, help="sweep runs at once (memory per run is unaffected)")
     args = parser.parse_args()
     if args.writers:
         print(writers())
+        return
+    if args.cli is not None:
+        sizes = [tuple(map(int, size.split("x"))) for size in args.cli] or CLI_SIZES
+        rows = cli_sizes(sizes)
+        print(cli_table(rows))
+        RESULTS.parent.mkdir(exist_ok=True)
+        data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        data["cli"] = {**data.get("cli", {}), **{f"{r['output'][0]}x{r['output'][1]}": r for r in rows}}
+        RESULTS.write_text(json.dumps(data, indent=1, default=str))
         return
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
     paths = ("streamed",) if args.streamed_only else ("streamed", "in-memory")

@@ -9,6 +9,7 @@ the work (which returns the exit code).  Library errors the user can cause
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import os
 import signal
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 log = logging.getLogger("swin2sr")
 
@@ -270,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; every failure is one line on stderr and exit code 1 (130 on Ctrl-C) unless --debug."""
     args = build_parser().parse_args(argv)
+    from . import system
+
+    system.release_freed_memory_promptly()
     logging.basicConfig(format="%(message)s", level=logging.WARNING if args.quiet else logging.INFO, force=True)
     debug = args.debug or os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
     stop_on_sigterm()
@@ -283,6 +288,22 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"swin2sr {args.command}: error: {error_line(exc)}", file=sys.stderr)
         return 1
+
+
+def run() -> NoReturn:
+    """The `swin2sr` command (console script and `python -m swin2sr`): `main`, then end the process at once.
+
+    Python's own clean-up runs (atexit: Ray, logging, temporary files); what is skipped is the native
+    libraries' teardown after it, which gains nothing at exit and, with a CUDA build of torch, pages
+    about 0.13 GB of the CUDA libraries' code in just to run their destructors -- more than a small run's
+    peak (measured: 0.77 -> 0.89 GB RSS for a 400x300 output).  Not for callers of `main` inside their own
+    process.
+    """
+    code = main()
+    atexit._run_exitfuncs()  # noqa: SLF001 - the documented atexit handlers, run as at a normal exit
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def stop_on_sigterm() -> None:

@@ -106,7 +106,11 @@ def checkpoint_from_state(state: StateDict, metadata: Mapping[str, str], origin:
             f"{origin} looks like a Swin2SR checkpoint but lacks {exc.args[0]!r}: it is incomplete; "
             "use the complete original file"
         ) from None
-    return Checkpoint(drop_derived_buffers(state), config, describe_variant(config), origin, notes)
+    except CheckpointError as exc:  # infer_config's messages say what is wrong; the user also needs which file
+        raise CheckpointError(f"{origin}: {exc}") from None
+    state = drop_derived_buffers(state)
+    check_weights(state, config, origin)
+    return Checkpoint(state, config, describe_variant(config), origin, notes)
 
 
 def build_model(
@@ -120,7 +124,7 @@ def build_model(
     """
     with torch.inference_mode(False):
         model = Swin2SR(checkpoint.config)
-        load_weights(model, checkpoint.state, checkpoint.origin)
+        model.load_state_dict(checkpoint.state, strict=True)  # checked when it was read (check_weights)
         model.variant = checkpoint.variant
         model.eval().requires_grad_(False)
         return model.to(device=device, dtype=dtype)
@@ -248,9 +252,15 @@ def drop_derived_buffers(state: StateDict) -> StateDict:
     return {k: v for k, v in state.items() if not k.endswith(DERIVED_BUFFER_SUFFIXES)}
 
 
-def load_weights(model: Swin2SR, state: StateDict, origin: str) -> None:
-    """Strict load; a partial or mismatched state dict names a few of the offending keys."""
-    expected = model.state_dict()
+def check_weights(state: StateDict, config: Swin2SRConfig, origin: str) -> None:
+    """Refuse, naming the file and a few tensors, weights the network `config` describes cannot take.
+
+    Checked when the file is read (`read_checkpoint`), so `swin2sr info` and loading give the same answer:
+    missing, unexpected or wrongly shaped tensors, integer tensors where the network has floating point,
+    NaN or infinity.  The expected tensors come from the network built on the meta device (no memory).
+    """
+    with torch.device("meta"):
+        expected = Swin2SR(config).state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     wrong_shape = [k for k in expected if k in state and state[k].shape != expected[k].shape]
@@ -272,7 +282,6 @@ def load_weights(model: Swin2SR, state: StateDict, origin: str) -> None:
                 "the file was converted or saved wrongly: use the original checkpoint"
             )
     check_finite_weights(state, origin)
-    model.load_state_dict(state, strict=True)
 
 
 def check_finite_weights(state: StateDict, origin: str) -> None:
