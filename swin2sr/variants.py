@@ -145,16 +145,17 @@ def _reject_channel_change(state: StateDict) -> None:
     """transformers' num_channels_out may differ from num_channels; the original network has one in_chans."""
     in_chans = int(state["conv_first.weight"].shape[1])
     if "upsample.0.weight" in state and "conv_before_upsample.0.weight" not in state:  # pixelshuffledirect
-        rows = int(state["upsample.0.weight"].shape[0])
+        out_key, rows = "upsample.0.weight", int(state["upsample.0.weight"].shape[0])
         same = rows % in_chans == 0 and math.isqrt(rows // in_chans) ** 2 == rows // in_chans
         out_chans = in_chans if same else None
     else:
-        out_chans = int(state["conv_last.weight"].shape[0]) if "conv_last.weight" in state else in_chans
+        out_key = "conv_last.weight"
+        out_chans = int(state[out_key].shape[0]) if out_key in state else in_chans
     if out_chans != in_chans:
         shown = "a different number of" if out_chans is None else f"{out_chans}"
-        raise CheckpointError(f"this checkpoint maps {in_chans} input channel(s) to {shown} output channels "
-                              "(transformers' num_channels_out), which the original network cannot build; "
-                              "not supported")  # fmt: skip
+        raise CheckpointError(f"this checkpoint maps {in_chans} input channel(s) (conv_first.weight) to {shown} "
+                              f"output channels ({out_key}): transformers' num_channels_out, which the original "
+                              "network cannot build, or a damaged file; not supported")  # fmt: skip
 
 
 def describe_variant(config: Swin2SRConfig) -> str:
