@@ -2,8 +2,13 @@
 
     PYTHONPATH=. python benchmarks/bench_streaming.py [--quick] [--skip-big] [--skip-sweep] [--with-old-big]
     PYTHONPATH=. python benchmarks/bench_streaming.py --writers    # PNG/TIFF encoders compared
+    PYTHONPATH=. python benchmarks/bench_streaming.py --cli [WxH ...]    # the CLI's peak (benchmarks/README.md)
 
-Every run is a subprocess; its peak RSS comes from os.wait4 (that child alone).
+Every run is started by a tiny launcher (`python -S`, a few MB, `os.posix_spawn`), whose os.wait4 gives the
+run's ru_maxrss: Linux carries ru_maxrss across exec, so a child started straight from this torch-sized
+process would report at least this process's RSS.  The RSS is also polled (psutil, every 20 ms).
+--cli: `swin2sr upscale --tile 128 --model builtin-x4 --device cpu` for 4000x3000, 8000x6000 and 16000x12000
+outputs, as a user starts it (no allocator variables); target: at most 1.0 GB, the largest within +15%.
 - Size sweep: outputs 4k², 8k², 16k² and 16000x12000 (x4 from 1000², 2000², 4000², 4000x3000), PNG in,
   PNG out, --tile 256, with a stand-in model so the sweep takes minutes: bilinear x4 (`BilinearX4`,
   no weights to speak of; the CLI's loader is patched to return it).  Each size runs twice: the CLI
@@ -12,7 +17,8 @@ Every run is a subprocess; its peak RSS comes from os.wait4 (that child alone).
 - The builtin-x4 run: 4000x3000 -> 16000x12000 through the CLI (target: peak RSS <= 1.0 GB); the old
   path's figures are the README's (2.336 GB, 453 s, machine idle) unless --with-old-big reruns it.
 --quick: outputs 2k², 4k², 8k² and a 1000x750 -> 4000x3000 builtin-x4 run (a few minutes).
-Like bench_tiling, children run with MALLOC_MMAP_THRESHOLD_=65536 so RSS follows live memory.
+Like bench_tiling, the sweep's children run with MALLOC_MMAP_THRESHOLD_=65536 so RSS follows live memory
+(the CLI sets the same kind of threshold itself: swin2sr.system.release_freed_memory_promptly).
 """
 
 from __future__ import annotations
@@ -60,18 +66,13 @@ def make_input(width: int, height: int) -> Path:
 
 
 def run_child(args: list[str]) -> dict:
-    """Run this script (or the CLI) as a child; its wall time and its own peak RSS."""
-    env = {**os.environ, **LIVE_RSS_ENV, "PYTHONPATH": str(ROOT)}
-    started = time.perf_counter()
+    """`python ARGS` through the tiny launcher (`launched`), children RSS following live memory; fails loudly."""
     with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, not the maximum over all children
-        seconds = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode:
+        try:
+            return launched(args, log, LIVE_RSS_ENV)
+        except RuntimeError:
             log.seek(0)
-            raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}):\n{log.read()[-2000:]}")
-    return {"seconds": seconds, "peak_rss": usage.ru_maxrss * 1024}
+            raise RuntimeError(f"{' '.join(args)} failed:\n{log.read()[-2000:]}") from None
 
 
 # The CLI measured as a user runs it: started by a process of a few MB (Linux carries ru_maxrss across exec, so
@@ -89,13 +90,14 @@ POLL_SECONDS = 0.02
 REPORT_SECONDS = 60
 
 
-def launched(args: list[str], log) -> dict:
+def launched(args: list[str], log, extra_env: dict | None = None) -> dict:
     """Run `python ARGS` through the tiny launcher: ru_maxrss as the launcher's wait4 sees it, and polled RSS."""
     import psutil
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for variable in LIVE_RSS_ENV:
         env.pop(variable, None)
+    env.update(extra_env or {})
     started = time.perf_counter()
     launcher = subprocess.Popen([sys.executable, "-S", "-c", LAUNCHER, *args], env=env, stdout=subprocess.PIPE,
                                 stderr=log, text=True)  # fmt: skip
@@ -181,7 +183,7 @@ def sweep(sizes, paths=("streamed", "in-memory"), jobs: int = 1) -> list[dict]:
 def _sweep_run(size, path: str) -> dict:
     w, h = size
     src, dst = make_input(w, h), Path(f"/tmp/swin2sr_stream_out_{w}x{h}_{path}.png")
-    result = run_child([sys.executable, __file__, "_child", path, str(src), str(dst)])
+    result = run_child([__file__, "_child", path, str(src), str(dst)])
     result["file_bytes"] = dst.stat().st_size
     dst.unlink()
     print(f"  {4 * w}x{4 * h} {path}: {result['peak_rss'] / 1e9:.3f} GB, {result['seconds']:.0f} s", flush=True)
@@ -192,12 +194,12 @@ def big(size, with_old: bool) -> dict:
     w, h = size
     src, dst = make_input(w, h), Path(f"/tmp/swin2sr_stream_big_{w}x{h}.png")
     result = {"input": size, "output": (4 * w, 4 * h), "model": "builtin-x4"}
-    result["streamed"] = run_child([sys.executable, "-m", "swin2sr", *cli_args(src, dst, "builtin-x4")])
+    result["streamed"] = run_child(["-m", "swin2sr", *cli_args(src, dst, "builtin-x4")])
     result["streamed"]["file_bytes"] = dst.stat().st_size
     print(f"  builtin-x4 {4 * w}x{4 * h} streamed: {result['streamed']}", flush=True)
     dst.unlink(missing_ok=True)
     if with_old:
-        result["in-memory"] = run_child([sys.executable, __file__, "_child", "in-memory", str(src), str(dst),
+        result["in-memory"] = run_child([__file__, "_child", "in-memory", str(src), str(dst),
                                          "builtin-x4"])  # fmt: skip
         dst.unlink(missing_ok=True)
     elif size == BIG:
