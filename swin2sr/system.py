@@ -15,7 +15,7 @@ import psutil
 import torch
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
-MMAP_THRESHOLD_BYTES = 4 << 20  # blocks above this are mapped on their own and unmapped when freed
+MMAP_THRESHOLD_BYTES = 64 << 10  # blocks above this are mapped on their own and unmapped when freed
 
 
 def available_ram() -> int:
@@ -67,9 +67,9 @@ def release_freed_memory_promptly() -> bool:
     glibc serves blocks above its mmap threshold from their own mappings, unmapped on free, but raises that
     threshold (up to 32 MiB) whenever such a block is freed; from then on tiles, bands and tensors the size of
     a layer's output come from the heap, whose freed space it keeps.  A fixed threshold (mallopt
-    M_MMAP_THRESHOLD, which also ends the raising) of 4 MiB: a 4000x3000 builtin-x4 file peaks at 0.79 GB RSS
-    instead of 1.01 GB on a 2-core AMD EPYC (benchmarks/README.md).  The price is page faults: the tiles'
-    tensors come in fresh pages every time, about 10% more CPU time (64 KiB: the same memory, more faults).
+    M_MMAP_THRESHOLD, which also ends the raising) of 64 KiB: a 4000x3000 builtin-x4 file (--tile 128) peaks at
+    0.79 GB RSS instead of 1.01 GB on a 2-core AMD EPYC (benchmarks/README.md); 4 MiB kept about 0.92 GB.
+    The price is page faults: the tiles' tensors come in fresh pages every time, 10-30% more CPU time.
     """
     if not sys.platform.startswith("linux"):
         return False
