@@ -35,9 +35,10 @@ def add_info_command(subparsers: argparse._SubParsersAction) -> None:
 def run_info(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from .loader import read_checkpoint
+    from .loader import build_model, read_checkpoint
 
     checkpoint = read_checkpoint(args.checkpoint)
+    build_model(checkpoint)  # the checks a load makes (shapes, dtypes, finite values): info refuses what upscale does
     params = sum(t.numel() for t in checkpoint.state.values())
     print(f"file:       {checkpoint.origin}")
     print(f"format:     {', '.join(checkpoint.notes)}")

@@ -108,9 +108,7 @@ def checkpoint_from_state(state: StateDict, metadata: Mapping[str, str], origin:
         ) from None
     except CheckpointError as exc:  # infer_config's messages say what is wrong; the user also needs which file
         raise CheckpointError(f"{origin}: {exc}") from None
-    state = drop_derived_buffers(state)
-    check_weights(state, config, origin)
-    return Checkpoint(state, config, describe_variant(config), origin, notes)
+    return Checkpoint(drop_derived_buffers(state), config, describe_variant(config), origin, notes)
 
 
 def build_model(
@@ -124,7 +122,8 @@ def build_model(
     """
     with torch.inference_mode(False):
         model = Swin2SR(checkpoint.config)
-        model.load_state_dict(checkpoint.state, strict=True)  # checked when it was read (check_weights)
+        check_weights(checkpoint.state, model.state_dict(), checkpoint.origin)
+        model.load_state_dict(checkpoint.state, strict=True)
         model.variant = checkpoint.variant
         model.eval().requires_grad_(False)
         return model.to(device=device, dtype=dtype)
@@ -252,15 +251,14 @@ def drop_derived_buffers(state: StateDict) -> StateDict:
     return {k: v for k, v in state.items() if not k.endswith(DERIVED_BUFFER_SUFFIXES)}
 
 
-def check_weights(state: StateDict, config: Swin2SRConfig, origin: str) -> None:
-    """Refuse, naming the file and a few tensors, weights the network `config` describes cannot take.
+def check_weights(state: StateDict, expected: StateDict, origin: str) -> None:
+    """Refuse, naming the file and a few tensors, weights the network (its state dict: `expected`) cannot take:
+    missing, unexpected or wrongly shaped tensors, integer tensors where it has floating point, NaN or infinity.
 
-    Checked when the file is read (`read_checkpoint`), so `swin2sr info` and loading give the same answer:
-    missing, unexpected or wrongly shaped tensors, integer tensors where the network has floating point,
-    NaN or infinity.  The expected tensors come from the network built on the meta device (no memory).
+    Every load runs it (`build_model`), `swin2sr info` included, so both give the same answer.  (The network
+    is not built on the meta device for this: running its constructor there imports torch's meta kernels,
+    0.15 GB of the CLI's memory.)
     """
-    with torch.device("meta"):
-        expected = Swin2SR(config).state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     wrong_shape = [k for k in expected if k in state and state[k].shape != expected[k].shape]
