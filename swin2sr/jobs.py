@@ -124,7 +124,8 @@ def _file_name_for_a_folder_run(inputs: list[Path], output: Path) -> str:
         given = inputs[0]
         what = f"input {given} is a folder" if given.is_dir() else f"input {given} is a pattern"
     else:
-        what = f"{len(inputs)} inputs ({', '.join(map(str, inputs[:3]))}{', ...' if len(inputs) > 3 else ''}) are given"
+        shown = ", ".join(map(str, inputs[:3])) + (", ..." if len(inputs) > 3 else "")
+        what = f"{len(inputs)} inputs ({shown}) are given"
     return (f"{what}, so -o must name an output folder, but -o {output} looks like a file name; "
             f"give a folder such as -o {output.with_suffix('')}")
 

@@ -3,8 +3,9 @@
 Most ComfyUI users run the Windows portable build and many run macOS, so nothing here (or anywhere in the
 package) imports a POSIX-only module at import time or relies on /proc: host RAM figures come from psutil, which
 ComfyUI and the WebUI both ship and which is a dependency of this package; `peak_rss` reads Linux's own
-high-water mark from /proc where it can and falls back to psutil and `resource` (imported only there). The Apple GPU (MPS) gets its own free-memory figure, and a device that the machine
-lacks is refused in one line before any work.
+high-water mark from /proc where it can and falls back to psutil and `resource` (imported only there). The
+Apple GPU (MPS) gets its own free-memory figure, and a device that the machine lacks is refused in one line
+before any work.
 """
 
 from __future__ import annotations

@@ -76,10 +76,18 @@ def _stage_depths(state: StateDict) -> tuple[int, ...]:
 
 
 def _window_size(state: StateDict) -> int | None:
-    index = state.get("layers.0.residual_group.blocks.0.attn.relative_position_index")
-    if index is None:
-        index = state.get("layers.0.residual_group.blocks.1.attn_mask")
-    return math.isqrt(index.shape[-1]) if index is not None else None
+    """The window side from a stored buffer ([..., M*M] per window); one of another shape is named, not trusted."""
+    key = "layers.0.residual_group.blocks.0.attn.relative_position_index"
+    if key not in state:
+        key = "layers.0.residual_group.blocks.1.attn_mask"
+    if key not in state:
+        return None
+    tokens = state[key].shape[-1]
+    window = math.isqrt(tokens)
+    if state[key].ndim < 2 or window * window != tokens or state[key].shape[-2] != tokens:
+        raise CheckpointError(f"tensor {key!r} has shape {tuple(state[key].shape)}, which no window size gives; "
+                              "the file is damaged: use the complete original file")  # fmt: skip
+    return window
 
 
 def _img_size(state: StateDict, window: int) -> int | None:

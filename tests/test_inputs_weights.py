@@ -87,6 +87,13 @@ def test_info_and_upscale_refuse_a_broken_file_alike_naming_the_file_and_the_ten
     assert not (tmp_path / "out.png").exists()
 
 
+def test_a_position_index_no_window_gives_is_named_instead_of_read_as_another_window():
+    key = "layers.0.residual_group.blocks.0.attn.relative_position_index"
+    assert key in STATE  # official files store it; the window size is read from it
+    message = _error(dict(STATE, **{key: STATE[key][:, :-1].clone()}))
+    assert key in message and "no window size" in message and "the given state dict" in message
+
+
 def test_a_network_that_gives_nan_in_fp32_is_reported_not_written_black():
     model = swin2sr.load_model(STATE)
     model.conv_first.bias.data[0] = float("nan")  # damaged after loading: only the output shows it

@@ -32,11 +32,11 @@ def test_requirements_txt_is_the_package_dependency_list_without_torch():
     assert not any(name.split("=")[0].startswith(("torch", "spandrel")) for name in _requirements())
 
 
-def test_the_swin2sr_console_script_is_the_cli_main():
-    from swin2sr.cli import main
+def test_the_swin2sr_console_script_is_the_cli_run():
+    from swin2sr.cli import run  # main, then the process ends without the native libraries' teardown
 
     module, _, function = _pyproject()["project"]["scripts"]["swin2sr"].partition(":")
-    assert (module, function) == (main.__module__, main.__name__)
+    assert (module, function) == (run.__module__, run.__name__)
 
 
 def test_only_the_core_package_is_packaged_not_the_host_entry_points():
