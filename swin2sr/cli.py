@@ -273,9 +273,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; every failure is one line on stderr and exit code 1 (130 on Ctrl-C) unless --debug."""
     args = build_parser().parse_args(argv)
-    from . import system
-
-    system.release_freed_memory_promptly()
     logging.basicConfig(format="%(message)s", level=logging.WARNING if args.quiet else logging.INFO, force=True)
     debug = args.debug or os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
     stop_on_sigterm()
@@ -292,14 +289,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> NoReturn:
-    """The `swin2sr` command (console script and `python -m swin2sr`): `main`, then end the process at once.
+    """The `swin2sr` command (console script and `python -m swin2sr`): `main` in a process of its own.
 
-    Python's own clean-up runs (atexit: Ray, logging, temporary files); what is skipped is the native
-    libraries' teardown after it, which gains nothing at exit and, with a CUDA build of torch, pages
-    about 0.13 GB of the CUDA libraries' code in just to run their destructors -- more than a small run's
-    peak (measured: 0.77 -> 0.89 GB RSS for a 400x300 output).  Not for callers of `main` inside their own
-    process.
+    The process is ours, so its allocator is set to give freed memory back at once
+    (`system.release_freed_memory_promptly`), and it ends at once after Python's own clean-up (atexit: Ray,
+    logging, temporary files): what is skipped is the native libraries' teardown, which gains nothing at
+    exit and, with a CUDA build of torch, pages about 0.13 GB of the CUDA libraries' code in just to run
+    their destructors -- more than a small run's peak (measured: 0.77 -> 0.89 GB RSS for a 400x300 output).
+    Callers of `main` inside their own process (tests, scripts) keep their allocator and their exit.
     """
+    from . import system
+
+    system.release_freed_memory_promptly()
     code = main()
     atexit._run_exitfuncs()  # noqa: SLF001 - the documented atexit handlers, run as at a normal exit
     sys.stdout.flush()

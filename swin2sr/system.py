@@ -62,8 +62,8 @@ def _linux_high_water_mark() -> int | None:
 
 
 def release_freed_memory_promptly() -> bool:
-    """Have glibc give large freed blocks back to the system at once (a process-wide setting, so only the CLI,
-    which owns its process, calls it; a host keeps its allocator as it is).  False where there is no glibc.
+    """Have glibc give large freed blocks back to the system at once (a process-wide setting, so only the CLI's
+    entry, which owns its process, calls it; a host keeps its allocator as it is).  False where there is no glibc.
 
     glibc serves blocks above its mmap threshold from their own mappings, unmapped on free, but raises that
     threshold (up to 32 MiB) whenever such a block is freed; from then on tiles, bands and tensors the size of

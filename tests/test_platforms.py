@@ -135,3 +135,14 @@ def test_the_cli_says_so_in_one_line_for_device_mps(tmp_path, capsys):
     error = capsys.readouterr().err.strip()
     assert error.startswith("swin2sr upscale: error: --device: device 'mps' is not available") and "\n" not in error
     assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_the_cli_process_gets_glibcs_fixed_mmap_threshold_and_other_systems_are_left_alone(monkeypatch):
+    import ctypes
+
+    if not hasattr(ctypes.CDLL(None), "gnu_get_libc_version"):
+        pytest.skip("not glibc")
+    assert system.release_freed_memory_promptly() is True
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert system.release_freed_memory_promptly() is False
