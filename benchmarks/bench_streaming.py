@@ -2,8 +2,13 @@
 
     PYTHONPATH=. python benchmarks/bench_streaming.py [--quick] [--skip-big] [--skip-sweep] [--with-old-big]
     PYTHONPATH=. python benchmarks/bench_streaming.py --writers    # PNG/TIFF encoders compared
+    PYTHONPATH=. python benchmarks/bench_streaming.py --cli [WxH ...]    # the CLI's peak (benchmarks/README.md)
 
-Every run is a subprocess; its peak RSS comes from os.wait4 (that child alone).
+Every run is started by a tiny launcher (`python -S`, a few MB, `os.posix_spawn`), whose os.wait4 gives the
+run's ru_maxrss: Linux carries ru_maxrss across exec, so a child started straight from this torch-sized
+process would report at least this process's RSS.  The RSS is also polled (psutil, every 20 ms).
+--cli: `swin2sr upscale --tile 128 --model builtin-x4 --device cpu` for 4000x3000, 8000x6000 and 16000x12000
+outputs, as a user starts it (no allocator variables); target: at most 1.0 GB, the largest within +15%.
 - Size sweep: outputs 4k², 8k², 16k² and 16000x12000 (x4 from 1000², 2000², 4000², 4000x3000), PNG in,
   PNG out, --tile 256, with a stand-in model so the sweep takes minutes: bilinear x4 (`BilinearX4`,
   no weights to speak of; the CLI's loader is patched to return it).  Each size runs twice: the CLI
@@ -12,7 +17,8 @@ Every run is a subprocess; its peak RSS comes from os.wait4 (that child alone).
 - The builtin-x4 run: 4000x3000 -> 16000x12000 through the CLI (target: peak RSS <= 1.0 GB); the old
   path's figures are bench_tiling.py's big run (2.336 GB, 453 s, machine idle; benchmarks/README.md) unless --with-old-big reruns it.
 --quick: outputs 2k², 4k², 8k² and a 1000x750 -> 4000x3000 builtin-x4 run (a few minutes).
-Like bench_tiling, children run with MALLOC_MMAP_THRESHOLD_=65536 so RSS follows live memory.
+Like bench_tiling, the sweep's children run with MALLOC_MMAP_THRESHOLD_=65536 so RSS follows live memory
+(the CLI sets the same kind of threshold itself: swin2sr.system.release_freed_memory_promptly).
 """
 
 from __future__ import annotations
@@ -60,18 +66,102 @@ def make_input(width: int, height: int) -> Path:
 
 
 def run_child(args: list[str]) -> dict:
-    """Run this script (or the CLI) as a child; its wall time and its own peak RSS."""
-    env = {**os.environ, **LIVE_RSS_ENV, "PYTHONPATH": str(ROOT)}
-    started = time.perf_counter()
+    """`python ARGS` through the tiny launcher (`launched`), children RSS following live memory; fails loudly."""
     with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, not the maximum over all children
-        seconds = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode:
+        try:
+            return launched(args, log, LIVE_RSS_ENV)
+        except RuntimeError:
             log.seek(0)
-            raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}):\n{log.read()[-2000:]}")
-    return {"seconds": seconds, "peak_rss": usage.ru_maxrss * 1024}
+            raise RuntimeError(f"{' '.join(args)} failed:\n{log.read()[-2000:]}") from None
+
+
+# The CLI measured as a user runs it: started by a process of a few MB (Linux carries ru_maxrss across exec, so
+# a child of this torch-sized benchmark would report at least this process's RSS), with no allocator variables.
+LAUNCHER = """
+import os, sys
+pid = os.posix_spawn(sys.executable, [sys.executable, *sys.argv[1:]], os.environ,
+                     file_actions=[(os.POSIX_SPAWN_DUP2, 2, 1)])
+print(pid, flush=True)
+_, status, usage = os.wait4(pid, 0)
+print(usage.ru_maxrss * 1024, os.waitstatus_to_exitcode(status), flush=True)
+"""
+CLI_SIZES = [(1000, 750), (2000, 1500), (4000, 3000)]  # inputs of the 4000x3000, 8000x6000, 16000x12000 outputs
+POLL_SECONDS = 0.02
+REPORT_SECONDS = 60
+
+
+def launched(args: list[str], log, extra_env: dict | None = None) -> dict:
+    """Run `python ARGS` through the tiny launcher: ru_maxrss as the launcher's wait4 sees it, and polled RSS."""
+    import psutil
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for variable in LIVE_RSS_ENV:
+        env.pop(variable, None)
+    env.update(extra_env or {})
+    started = time.perf_counter()
+    launcher = subprocess.Popen([sys.executable, "-S", "-c", LAUNCHER, *args], env=env, stdout=subprocess.PIPE,
+                                stderr=log, text=True)  # fmt: skip
+    cli = psutil.Process(int(launcher.stdout.readline()))
+    polled, shown = 0, started
+    while launcher.poll() is None:
+        try:
+            polled = max(polled, cli.memory_info().rss)
+        except psutil.Error:  # it has just ended
+            pass
+        if time.perf_counter() - shown > REPORT_SECONDS:  # a long run can be judged before it ends
+            shown = time.perf_counter()
+            print(f"    {shown - started:.0f} s: polled peak so far {polled / 1e9:.3f} GB", flush=True)
+        time.sleep(POLL_SECONDS)
+    maxrss, code = map(int, launcher.stdout.read().split())
+    if code:
+        raise RuntimeError(f"{' '.join(args)} failed ({code}); see its log")
+    return {"seconds": time.perf_counter() - started, "peak_rss": maxrss, "polled_rss": polled}
+
+
+def cli_sizes(sizes) -> list[dict]:
+    """`swin2sr upscale --tile 128` with builtin-x4 on the CPU (the issue's run), per size, one run at a time.
+
+    An explicit tile also means full resolution (no MAX_INPUT_SIZE pre-scale), as the CLI documents.
+    """
+    rows = []
+    for w, h in sizes:
+        src, dst = make_input(w, h), Path(f"/tmp/swin2sr_stream_cli_{w}x{h}.png")
+        with open(f"/tmp/swin2sr_stream_cli_{w}x{h}.log", "w") as log:
+            result = launched(["-m", "swin2sr", "upscale", str(src), "-o", str(dst), "--model", "builtin-x4",
+                               "--device", "cpu", "--tile", "128"], log)  # fmt: skip
+        dst.unlink()
+        with open(f"/tmp/swin2sr_stream_cli_{w}x{h}.log") as log:
+            result["cli_line"] = [line for line in log.read().replace("\r", "\n").splitlines() if "peak RSS" in line]
+        assert any(f"({4 * w}x{4 * h}," in line for line in result["cli_line"]), result["cli_line"]  # full size
+        rows.append({"input": (w, h), "output": (4 * w, 4 * h), **result})
+        print(f"  {4 * w}x{4 * h}: launcher ru_maxrss {result['peak_rss'] / 1e9:.3f} GB, polled "
+              f"{result['polled_rss'] / 1e9:.3f} GB, {result['seconds']:.0f} s; {result['cli_line']}", flush=True)
+    return rows
+
+
+def cpu_model() -> str:
+    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def cli_table(rows: list[dict]) -> str:
+    import torch
+
+    lines = [f"CPU: {cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__} with "
+             f"{torch.get_num_threads()} threads",
+             "| output | peak RSS via launcher (ru_maxrss) | peak RSS polled | CLI's own line | time |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for row in rows:
+        (w, h), line = row["output"], row["cli_line"][-1].split("peak RSS ")[-1] if row["cli_line"] else "-"
+        lines.append(f"| {w}x{h} | {row['peak_rss'] / 1e9:.3f} GB | {row['polled_rss'] / 1e9:.3f} GB | {line} | "
+                     f"{row['seconds']:.0f} s |")  # fmt: skip
+    first, last = rows[0]["peak_rss"], rows[-1]["peak_rss"]
+    verdict = "meets" if max(r["peak_rss"] for r in rows) <= TARGET_BYTES and last <= FLAT_LIMIT * first else "MISSES"
+    lines.append(f"\n{verdict} the target (<= 1.0 GB, largest within +15% of smallest): "
+                 f"{(last / first - 1) * 100:+.1f}% from smallest to largest")  # fmt: skip
+    return "\n".join(lines)
 
 
 def cli_args(src: Path, dst: Path, model: str) -> list[str]:
@@ -93,7 +183,7 @@ def sweep(sizes, paths=("streamed", "in-memory"), jobs: int = 1) -> list[dict]:
 def _sweep_run(size, path: str) -> dict:
     w, h = size
     src, dst = make_input(w, h), Path(f"/tmp/swin2sr_stream_out_{w}x{h}_{path}.png")
-    result = run_child([sys.executable, __file__, "_child", path, str(src), str(dst)])
+    result = run_child([__file__, "_child", path, str(src), str(dst)])
     result["file_bytes"] = dst.stat().st_size
     dst.unlink()
     print(f"  {4 * w}x{4 * h} {path}: {result['peak_rss'] / 1e9:.3f} GB, {result['seconds']:.0f} s", flush=True)
@@ -104,12 +194,12 @@ def big(size, with_old: bool) -> dict:
     w, h = size
     src, dst = make_input(w, h), Path(f"/tmp/swin2sr_stream_big_{w}x{h}.png")
     result = {"input": size, "output": (4 * w, 4 * h), "model": "builtin-x4"}
-    result["streamed"] = run_child([sys.executable, "-m", "swin2sr", *cli_args(src, dst, "builtin-x4")])
+    result["streamed"] = run_child(["-m", "swin2sr", *cli_args(src, dst, "builtin-x4")])
     result["streamed"]["file_bytes"] = dst.stat().st_size
     print(f"  builtin-x4 {4 * w}x{4 * h} streamed: {result['streamed']}", flush=True)
     dst.unlink(missing_ok=True)
     if with_old:
-        result["in-memory"] = run_child([sys.executable, __file__, "_child", "in-memory", str(src), str(dst),
+        result["in-memory"] = run_child([__file__, "_child", "in-memory", str(src), str(dst),
                                          "builtin-x4"])  # fmt: skip
         dst.unlink(missing_ok=True)
     elif size == BIG:
@@ -252,11 +342,22 @@ def main() -> None:
     parser.add_argument("--skip-sweep", action="store_true", help="only the builtin-x4 run")
     parser.add_argument("--with-old-big", action="store_true", help="also rerun the old path with builtin-x4")
     parser.add_argument("--writers", action="store_true", help="only compare the PNG/TIFF encoders")
+    parser.add_argument("--cli", nargs="*", metavar="WxH", help="only the CLI through a tiny launcher, builtin-x4 "
+                        "--tile 128; inputs WxH (default 1000x750 2000x1500 4000x3000)")  # fmt: skip
     parser.add_argument("--streamed-only", action="store_true", help="sweep: skip the old in-memory path")
     parser.add_argument("--jobs", type=int, default=1, help="sweep runs at once (memory per run is unaffected)")
     args = parser.parse_args()
     if args.writers:
         print(writers())
+        return
+    if args.cli is not None:
+        sizes = [tuple(map(int, size.split("x"))) for size in args.cli] or CLI_SIZES
+        rows = cli_sizes(sizes)
+        print(cli_table(rows))
+        RESULTS.parent.mkdir(exist_ok=True)
+        data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        data["cli"] = {**data.get("cli", {}), **{f"{r['output'][0]}x{r['output'][1]}": r for r in rows}}
+        RESULTS.write_text(json.dumps(data, indent=1, default=str))
         return
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
     paths = ("streamed",) if args.streamed_only else ("streamed", "in-memory")

@@ -1,7 +1,5 @@
 """`python -m swin2sr ...` runs the command line (see swin2sr.cli)."""
 
-import sys
+from .cli import run
 
-from .cli import main
-
-sys.exit(main())
+run()

@@ -48,6 +48,18 @@ def check_precision(precision) -> None:
         raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISION_NAMES))}, got {precision!r}")
 
 
+def precision_dtype(name: str, precision) -> torch.dtype:
+    """A float torch dtype, or one of the API's precision names ('fp32', 'bf16', 'fp16'), as the torch dtype."""
+    if isinstance(precision, str) and precision in PRECISIONS:
+        return PRECISIONS[precision]
+    if isinstance(precision, torch.dtype) and precision in PRECISION_DTYPES:
+        return precision
+    accepted = f"one of {', '.join(map(repr, PRECISIONS))} or a torch dtype among {', '.join(map(str, PRECISION_DTYPES))}"
+    if isinstance(precision, (str, torch.dtype)):
+        raise ValueError(f"{name} must be {accepted}, got {precision!r}")
+    raise TypeError(f"{name} must be {accepted}, got {type(precision).__name__} {precision!r}")
+
+
 def check_device(device) -> torch.device | None:
     """The device as torch.device, after checking it exists here: a one-line ValueError otherwise."""
     if device is None:
@@ -60,6 +72,8 @@ def check_device(device) -> torch.device | None:
         raise ValueError(f"device {device!r} is not a device name; {_DEVICE_HINT}") from None
     if device.type == "cpu":
         return device
+    if device.type == "meta":  # moving a model there would drop its weights for good
+        raise ValueError(f"device 'meta' holds shapes but no values, so nothing can run on it; {_DEVICE_HINT}")
     backend = torch.backends.mps if device.type == "mps" else getattr(torch, device.type, None)
     if not hasattr(backend, "is_available"):
         return device  # a backend torch knows and we do not (DirectML's privateuseone, ...): torch will judge

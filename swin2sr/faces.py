@@ -168,7 +168,9 @@ def select_faces(
     """Keep faces scoring >= `threshold` whose shorter side is >= `min_size` px, then the `max_faces` largest
     (0 = all), then optionally only the one at `face_index` in that largest-first order.
 
-    The result is ordered largest first, which is also the order `face_index` counts in.
+    The result is ordered largest first, which is also the order `face_index` counts in.  A `face_index`
+    beyond the faces kept is a one-line ValueError: refining another face, or none, would be an answer to a
+    question the caller did not ask, and the faces are known before any upscale, so the error costs nothing.
     """
     if max_faces < 0:
         raise ValueError(f"max_faces must be >= 0 (0 keeps all), got {max_faces}")
@@ -179,8 +181,10 @@ def select_faces(
     if face_index is None:
         return kept
     if not -len(kept) <= face_index < len(kept):
-        logger.warning("face_index %d: only %d face(s) selected; refining none", face_index, len(kept))
-        return []
+        found = f"only {len(kept)} face(s) were found" if kept else "no face was found"
+        fix = f"use 0..{len(kept) - 1} (0 = the largest) or " if kept else ""
+        raise ValueError(f"face_index {face_index} is beyond the faces: {found} (after threshold, min_size and "
+                         f"max_faces); {fix}leave face_index unset to refine every face")  # fmt: skip
     return [kept[face_index]]
 
 

@@ -106,10 +106,7 @@ def build_job(
     else:
         found = [(path, rel) for given in inputs for path, rel in _expand(given) if not _inside(path, output)]
         if not output.exists() and _media_kind(output):
-            raise ValueError(
-                f"-o {output} looks like a file name, but several files (or a folder) go to an output folder; "
-                "give a folder name"
-            )
+            raise ValueError(_file_name_for_a_folder_run(inputs, output))
         if not found:
             raise ValueError(f"no images or videos found in {', '.join(map(str, inputs))}")
         units = [_unit(path, output / _destination_name(rel, options.image_format), str(rel)) for path, rel in found]
@@ -119,6 +116,18 @@ def build_job(
         job.skipped = [u for u in units if Path(u.destination).exists()]
         job.units = [u for u in units if not Path(u.destination).exists()]
     return job
+
+
+def _file_name_for_a_folder_run(inputs: list[Path], output: Path) -> str:
+    """The one line for `-o out.png` after inputs that go to a folder: what the inputs are, and the fix."""
+    if len(inputs) == 1:
+        given = inputs[0]
+        what = f"input {given} is a folder" if given.is_dir() else f"input {given} is a pattern"
+    else:
+        shown = ", ".join(map(str, inputs[:3])) + (", ..." if len(inputs) > 3 else "")
+        what = f"{len(inputs)} inputs ({shown}) are given"
+    return (f"{what}, so -o must name an output folder, but -o {output} looks like a file name; "
+            f"give a folder such as -o {output.with_suffix('')}")
 
 
 def _expand(given: Path) -> Iterator[tuple[Path, Path]]:

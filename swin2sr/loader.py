@@ -106,6 +106,8 @@ def checkpoint_from_state(state: StateDict, metadata: Mapping[str, str], origin:
             f"{origin} looks like a Swin2SR checkpoint but lacks {exc.args[0]!r}: it is incomplete; "
             "use the complete original file"
         ) from None
+    except CheckpointError as exc:  # infer_config's messages say what is wrong; the user also needs which file
+        raise CheckpointError(f"{origin}: {exc}") from None
     return Checkpoint(drop_derived_buffers(state), config, describe_variant(config), origin, notes)
 
 
@@ -120,7 +122,8 @@ def build_model(
     """
     with torch.inference_mode(False):
         model = Swin2SR(checkpoint.config)
-        load_weights(model, checkpoint.state, checkpoint.origin)
+        check_weights(checkpoint.state, model.state_dict(), checkpoint.origin)
+        model.load_state_dict(checkpoint.state, strict=True)
         model.variant = checkpoint.variant
         model.eval().requires_grad_(False)
         return model.to(device=device, dtype=dtype)
@@ -288,9 +291,14 @@ def drop_derived_buffers(state: StateDict) -> StateDict:
     return {k: v for k, v in state.items() if not k.endswith(DERIVED_BUFFER_SUFFIXES)}
 
 
-def load_weights(model: Swin2SR, state: StateDict, origin: str) -> None:
-    """Strict load; a partial or mismatched state dict names a few of the offending keys."""
-    expected = model.state_dict()
+def check_weights(state: StateDict, expected: StateDict, origin: str) -> None:
+    """Refuse, naming the file and a few tensors, weights the network (its state dict: `expected`) cannot take:
+    missing, unexpected or wrongly shaped tensors, integer tensors where it has floating point, NaN or infinity.
+
+    Every load runs it (`build_model`), `swin2sr info` included, so both give the same answer.  (The network
+    is not built on the meta device for this: running its constructor there imports torch's meta kernels,
+    0.15 GB of the CLI's memory.)
+    """
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     wrong_shape = [k for k in expected if k in state and state[k].shape != expected[k].shape]
@@ -312,7 +320,6 @@ def load_weights(model: Swin2SR, state: StateDict, origin: str) -> None:
                 "the file was converted or saved wrongly: use the original checkpoint"
             )
     check_finite_weights(state, origin)
-    model.load_state_dict(state, strict=True)
 
 
 def check_finite_weights(state: StateDict, origin: str) -> None:

@@ -32,6 +32,7 @@ from typing import Callable
 import torch
 
 from . import system, tuning
+from .arguments import precision_dtype, whole_number
 from .arch import Swin2SR, Swin2SRConfig
 from .foreign import ModelLike, as_model
 
@@ -92,9 +93,13 @@ def estimate_memory(
 
     `config` is a Swin2SRConfig, or a model (anything `foreign.as_model` takes, e.g. ComfyUI's
     UPSCALE_MODEL): for a model without a config the generic estimate (parameter bytes + a
-    conservative per-pixel figure) is used.
+    conservative per-pixel figure) is used.  `dtype`: a torch dtype or a precision name ('fp32', 'bf16', 'fp16').
+    Sizes and counts below 1 are refused (a one-line ValueError), not turned into a meaningless figure.
     """
-    size = dtype_size(dtype)
+    for name, value in (("tile_h", tile_h), ("tile_w", tile_w), ("batch", batch)):
+        whole_number(name, value, minimum=1)
+    whole_number("chunk_tokens", chunk_tokens, minimum=1, allow_none=True)
+    size = dtype_size(precision_dtype("dtype", dtype))
     if not isinstance(config, Swin2SRConfig):
         model = as_model(config, "config", also="a Swin2SRConfig")
         weights = sum(p.numel() for p in model.parameters()) * size
@@ -110,9 +115,15 @@ def estimate_memory(
 
 
 def budget_chunk_tokens(config: Swin2SRConfig | torch.nn.Module, dtype: torch.dtype, device, budget: int) -> int:
-    """Tokens per chunk for a run under `budget` bytes: the device's choice, on CUDA at most a share of the budget."""
+    """Tokens per chunk for a run under `budget` bytes: the device's choice, on CUDA at most a share of the budget.
+
+    A model's own `chunk_tokens` attribute, when set, is the user's override (swin2sr.tuning) and wins: the
+    run uses it, so the forecast must too.
+    """
     device_type = torch.device(device).type
     if not isinstance(config, Swin2SRConfig):
+        if getattr(config, "chunk_tokens", None):
+            return int(config.chunk_tokens)
         config = getattr(config, "config", None)
     if config is None:  # a foreign model: no chunks
         return tuning.chunk_tokens(device_type)

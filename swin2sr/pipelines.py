@@ -301,14 +301,19 @@ def _find_regions(
     mask: torch.Tensor | None,
     selection: Selection,
 ) -> list[list[FaceBox]]:
-    """Per image of the batch, the faces to refine, in source pixels, largest first."""
+    """Per image of the batch, the faces to refine, in source pixels, largest first (given boxes: as given).
+
+    `face_index` picks one face, counted largest first, whichever way the faces came (select_faces).
+    """
     if boxes is not None:
         given = as_boxes(boxes)
         _check_inside(given, *image.shape[-2:])
+        if selection.face_index is not None:
+            given = select_faces(given, threshold=-math.inf, face_index=selection.face_index)
         return [given for _ in range(image.shape[0])]
     if mask is not None:
         masks = _mask_at(mask, image.shape[-2:], image.shape[0])
-        return [select_faces(boxes_from_mask(m[0]), min_size=0) for m in masks]
+        return [select_faces(boxes_from_mask(m[0]), min_size=0, face_index=selection.face_index) for m in masks]
     return [
         select_faces(
             detect_faces(img, detector),

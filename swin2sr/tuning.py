@@ -21,7 +21,8 @@ Every choice can be overridden, for tests and measurements:
 * environment: ``SWIN2SR_ATTENTION=matmul|sdpa``, ``SWIN2SR_CHUNK_TOKENS=<n>``,
   ``SWIN2SR_HEAD_MULTIPLE=<n>``, ``SWIN2SR_COMPILE=1`` (all devices);
 * in code: ``with tuning.override(attention="sdpa", chunk_tokens=1 << 18): ...``
-  (wins over the environment), or a model's own ``chunk_tokens`` attribute.
+  (wins over the environment), or a model's own ``chunk_tokens`` attribute (wins over both: `upscale`
+  plans and runs with it and leaves it as it was).
 
 ``compile`` (off by default, never required): the attention core runs through
 `torch.compile`, compiled once per input shape and dtype.  The first call at a new

@@ -132,6 +132,16 @@ def model_device(model) -> torch.device:
         return torch.device("cpu")
 
 
+def check_model_has_values(model) -> None:
+    """Refuse, in one line naming the device, a model whose weights are on the meta device (shapes, no values)."""
+    if model_device(model).type == "meta":
+        raise ValueError(
+            "the model's weights are on the 'meta' device, which holds shapes but no values (a model built under "
+            "torch.device('meta') or with empty weights); load its weights first, e.g. swin2sr.load_model(path) "
+            "or model.load_state_dict(state, assign=True)"
+        )
+
+
 def resolve_precision(precision, device: torch.device, model) -> torch.dtype:
     """auto: bf16 (else fp16) on CUDA when FP16_ENABLE allows and the model is ours; fp32 elsewhere.
 
@@ -352,7 +362,7 @@ def read_and_plan(model, image, *, layout: str | None = None, keep_8_bit: bool =
     converts a batch of tiles at a time), so a large input has no float copy.
     """
     planning = {**PLANNING_DEFAULTS, **planning}
-    as_model(model)  # a one-line error for anything that is not a model, before the image is read
+    check_model_has_values(as_model(model))  # one-line errors for what cannot run, before the image is read
     check_upscale_options(**planning)
     batch, kind = images.read_batch(image, layout, keep_8_bit=keep_8_bit)
     color, alpha = images.split_alpha(batch, kind)
@@ -413,7 +423,8 @@ class _prepared:
     (lossless).  Another dtype runs on a cast copy: casting the caller's weights
     to half and back would round them for good.  A half-precision batch whose
     output is not finite is redone in fp32 (engine.run_with_fallback) and counted.
-    A Swin2SR model runs with the plan's chunk size, set for the run only.
+    A Swin2SR model runs with the plan's chunk size (its own `chunk_tokens` when the user set one), set for the
+    run only.
     """
 
     def __init__(

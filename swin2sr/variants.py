@@ -76,10 +76,18 @@ def _stage_depths(state: StateDict) -> tuple[int, ...]:
 
 
 def _window_size(state: StateDict) -> int | None:
-    index = state.get("layers.0.residual_group.blocks.0.attn.relative_position_index")
-    if index is None:
-        index = state.get("layers.0.residual_group.blocks.1.attn_mask")
-    return math.isqrt(index.shape[-1]) if index is not None else None
+    """The window side from a stored buffer ([..., M*M] per window); one of another shape is named, not trusted."""
+    key = "layers.0.residual_group.blocks.0.attn.relative_position_index"
+    if key not in state:
+        key = "layers.0.residual_group.blocks.1.attn_mask"
+    if key not in state:
+        return None
+    tokens = state[key].shape[-1]
+    window = math.isqrt(tokens)
+    if state[key].ndim < 2 or window * window != tokens or state[key].shape[-2] != tokens:
+        raise CheckpointError(f"tensor {key!r} has shape {tuple(state[key].shape)}, which no window size gives; "
+                              "the file is damaged: use the complete original file")  # fmt: skip
+    return window
 
 
 def _img_size(state: StateDict, window: int) -> int | None:
@@ -145,16 +153,17 @@ def _reject_channel_change(state: StateDict) -> None:
     """transformers' num_channels_out may differ from num_channels; the original network has one in_chans."""
     in_chans = int(state["conv_first.weight"].shape[1])
     if "upsample.0.weight" in state and "conv_before_upsample.0.weight" not in state:  # pixelshuffledirect
-        rows = int(state["upsample.0.weight"].shape[0])
+        out_key, rows = "upsample.0.weight", int(state["upsample.0.weight"].shape[0])
         same = rows % in_chans == 0 and math.isqrt(rows // in_chans) ** 2 == rows // in_chans
         out_chans = in_chans if same else None
     else:
-        out_chans = int(state["conv_last.weight"].shape[0]) if "conv_last.weight" in state else in_chans
+        out_key = "conv_last.weight"
+        out_chans = int(state[out_key].shape[0]) if out_key in state else in_chans
     if out_chans != in_chans:
         shown = "a different number of" if out_chans is None else f"{out_chans}"
-        raise CheckpointError(f"this checkpoint maps {in_chans} input channel(s) to {shown} output channels "
-                              "(transformers' num_channels_out), which the original network cannot build; "
-                              "not supported")  # fmt: skip
+        raise CheckpointError(f"this checkpoint maps {in_chans} input channel(s) (conv_first.weight) to {shown} "
+                              f"output channels ({out_key}): transformers' num_channels_out, which the original "
+                              "network cannot build, or a damaged file; not supported")  # fmt: skip
 
 
 def describe_variant(config: Swin2SRConfig) -> str:

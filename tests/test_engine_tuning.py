@@ -71,6 +71,18 @@ def test_bad_choices_are_refused_with_the_variable_named(monkeypatch):
             pass
 
 
+
+def test_a_models_own_chunk_tokens_is_the_override_upscale_plans_and_runs_with():
+    model = swin2sr.load_model("builtin-x2")
+    model.chunk_tokens = 64  # the user's override: one window per chunk
+    during_run = []
+    model.register_forward_pre_hook(lambda module, args: during_run.append(module.chunk_tokens))
+    image = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+    _, report = swin2sr.upscale(model, image, tile=16, device="cpu", return_report=True)
+    assert report.plan.chunk_tokens == 64
+    assert during_run and set(during_run) == {64}
+    assert model.chunk_tokens == 64
+
 def test_compilation_is_opt_in_and_compiles_each_function_once():
     assert engine.maybe_compiled(cosine_qk, "cpu") is cosine_qk
     with tuning.override(compile=True):

@@ -170,7 +170,8 @@ def test_selection_threshold_size_k_largest_and_index():
     assert [b.width for b in select_faces(boxes, min_size=15)] == [40, 20]
     assert [b.width for b in select_faces(boxes, threshold=0, max_faces=2)] == [40, 30]
     assert [b.width for b in select_faces(boxes, face_index=1)] == [20]
-    assert select_faces(boxes, face_index=5) == []
+    with pytest.raises(ValueError, match="face_index 5 is beyond the faces: only 3 face"):
+        select_faces(boxes, face_index=5)
 
 
 def test_crop_region_grows_about_the_centre_snaps_to_the_window_and_clamps():

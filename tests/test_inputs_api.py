@@ -148,3 +148,27 @@ def test_8_bit_values_in_a_16_bit_image_get_a_warning_naming_the_fix(image, capl
     out = run(image)
     assert np.array_equal(np.asarray(out), np.full((16, 20), 200))  # still exact: nothing is guessed
     assert "nearly black" in caplog.text and "uint8" in caplog.text
+
+
+# [B, H, W, C] 1-4 pixels high has the shape of [B, C, H, W] 1-4 pixels wide: refused unless layout= says which.
+@pytest.mark.parametrize("shape", [(1, 3, 9, 3), (2, 1, 7, 4), (1, 4, 4, 4), (3, 9, 3)], ids=str)
+def test_a_tensor_whose_layout_is_ambiguous_is_refused_naming_both_readings(shape):
+    with pytest.raises(ValueError) as caught:
+        run(torch.rand(shape))
+    message = str(caught.value)
+    assert "ambiguous" in message and "layout='BHWC'" in message and "layout='BCHW'" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("layout", ["BHWC", "BCHW"])
+def test_an_ambiguous_shape_is_read_as_the_layout_given(layout):
+    image = torch.rand(1, 3, 9, 3)  # BHWC: 3 rows of 9 RGB pixels; BCHW: 3 channels of 9 rows, 3 wide
+    out = run(image, layout=layout)
+    rows, cols = (1, 2) if layout == "BHWC" else (2, 3)
+    expected = image.repeat_interleave(2, rows).repeat_interleave(2, cols)
+    assert out.shape == expected.shape and torch.allclose(out, expected, atol=1e-6)
+
+
+def test_a_comfyui_image_one_pixel_high_keeps_its_shape_when_said_so():
+    image = torch.rand(1, 1, 16, 3)  # ComfyUI IMAGE [B, H, W, C], 1 px high
+    assert run(image, layout="BHWC").shape == (1, 2, 32, 3)

@@ -148,3 +148,56 @@ def test_loading_refuses_bad_arguments_before_reading_anything(load, arguments, 
     with pytest.raises(error) as caught:
         load(*arguments)
     _check(caught, words)
+
+
+@pytest.mark.parametrize(
+    "arguments,error,words",
+    [((64, -64), ValueError, ["tile_w", ">= 1", "-64"]), ((0, 64), ValueError, ["tile_h", ">= 1"]),
+     ((64, 64, 0), ValueError, ["batch", ">= 1"]), ((64, 64, 1, "float16"), ValueError, ["dtype", "'bf16'", "'float16'"]),
+     ((64, 64, 1, torch.int8), ValueError, ["dtype", "torch.float16", "torch.int8"]),
+     ((64, 64, 1, 16), TypeError, ["dtype", "int 16"])],
+    ids=["negative-tile", "zero-tile", "zero-batch", "torch-name", "integer-dtype", "number"],
+)  # fmt: skip
+def test_estimate_memory_refuses_sizes_and_dtypes_that_mean_nothing(arguments, error, words):
+    with pytest.raises(error) as caught:
+        swin2sr.estimate_memory(swin2sr.load_model("builtin-x2"), *arguments)
+    _check(caught, words)
+
+
+@pytest.mark.parametrize(("name", "dtype"), [("fp32", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)])
+def test_estimate_memory_takes_the_apis_precision_names_for_dtypes(name, dtype):
+    config = swin2sr.load_model("builtin-x2").config
+    assert swin2sr.estimate_memory(config, 64, 48, 2, name) == swin2sr.estimate_memory(config, 64, 48, 2, dtype) > 0
+
+
+def test_refine_faces_refuses_a_face_index_beyond_the_faces_before_any_upscale():
+    boxes = [(0, 0, 4, 4), (4, 2, 10, 8)]
+    with pytest.raises(ValueError) as caught:
+        swin2sr.refine_faces(IMAGE, Untouchable(), boxes=boxes, face_index=2)
+    _check(caught, ["face_index 2 is beyond the faces", "only 2 face(s)", "0..1", "unset"])
+
+
+def test_refine_faces_face_index_picks_among_given_boxes_largest_first():
+    _, _, regions = swin2sr.refine_faces(IMAGE, NearestX2(), boxes=[(0, 0, 3, 3), (3, 1, 9, 7)], face_index=0)
+    assert [(r.box.x0, r.box.x1) for r in regions] == [(3, 9)]
+
+
+def _meta_model():
+    model = NearestX2()
+    model.anchor = torch.nn.Parameter(torch.zeros(1, device="meta"), requires_grad=False)  # shapes, no values
+    return model
+
+
+def test_a_model_on_the_meta_device_is_one_line_naming_the_device():
+    with pytest.raises(ValueError) as caught:
+        swin2sr.upscale(_meta_model(), IMAGE)
+    _check(caught, ["'meta' device", "no values", "load its weights"])
+
+
+def test_running_on_the_meta_device_is_refused_before_the_model_is_moved():
+    model = NearestX2()
+    model.anchor.data.fill_(1.0)
+    with pytest.raises(ValueError) as caught:
+        swin2sr.upscale(model, IMAGE, device="meta")
+    _check(caught, ["device 'meta'", "no values", "'cpu'"])
+    assert model.anchor.device.type == "cpu" and model.anchor.item() == 1.0  # the caller's weights are intact

@@ -51,7 +51,9 @@ def _bomb_png(path):
 
 BAD_INPUTS = {
     "missing": (lambda d: d / "nope.png", ["no such file"]),
-    "folder": (lambda d: d, ["looks like a file name", "folder"]),  # a folder is a folder run: -o names a folder
+    # a folder is a folder run: -o must name a folder; the message names the input folder and the fix
+    "folder": (lambda d: d, ["input ", "in is a folder", "out.png looks like a file name", "give a folder such as -o ",
+                             "/out"]),
     "text": (lambda d: (d / "notes.png").write_text("hello") and d / "notes.png", ["not a readable image"]),
     "empty": (lambda d: (d / "empty.png").write_bytes(b"") or d / "empty.png", ["not a readable image"]),
     "truncated": (lambda d: _truncated(d), ["not a readable image"]),

@@ -13,10 +13,11 @@ import json
 import pytest
 import torch
 from checkpoints import TINY_CONFIGS, random_official_state_dict
+from PIL import Image
 from safetensors.torch import save_file
 
 import swin2sr
-from swin2sr import CheckpointError, hf_names
+from swin2sr import CheckpointError, cli, hf_names
 from swin2sr.engine import NonFiniteOutput
 
 CONFIG = TINY_CONFIGS["tiny_x2"]
@@ -55,6 +56,42 @@ def test_a_foreign_model_with_nan_weights_is_refused_by_name(realesrgan_compact_
     key = next(k for k, v in state.items() if v.is_floating_point())
     state[key] = torch.full_like(state[key], float("nan"))
     assert key in _error(state, swin2sr.load_any_model)
+
+
+# --- the same answer from `swin2sr info` and from loading, naming the file and the tensor ---------------------
+
+FC1 = "layers.0.residual_group.blocks.1.mlp.fc1.weight"
+BROKEN_FILES = {
+    "integer weights": (dict(STATE, **{QKV: STATE[QKV].to(torch.int32)}), [QKV, "torch.int32", "floating point"]),
+    "wrong shape": (dict(STATE, **{FC1: STATE[FC1][:-1].clone()}), ["1 wrong shape", FC1]),
+    "wrong channels": (dict(STATE, **{"conv_first.weight": STATE["conv_first.weight"][:, :2].clone()}),
+                       ["2 input channel", "conv_first.weight"]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_FILES))
+def test_info_and_upscale_refuse_a_broken_file_alike_naming_the_file_and_the_tensor(name, tmp_path, capsys):
+    state, words = BROKEN_FILES[name]
+    path = tmp_path / "broken.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, path)
+    answers = []
+    for command in (["info", str(path)], ["upscale", str(path), "-o", str(tmp_path / "out.png"), "--model", str(path)]):
+        if command[0] == "upscale":
+            Image.new("RGB", (8, 8)).save(path.with_suffix(".png"))
+            command[1] = str(path.with_suffix(".png"))
+        assert cli.main(command) == 1
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and str(path) in err and all(word in err for word in words), err
+        answers.append(err.split(": error: ", 1)[1])
+    assert answers[0] == answers[1]  # one check, shared: the same line from both commands
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_a_position_index_no_window_gives_is_named_instead_of_read_as_another_window():
+    key = "layers.0.residual_group.blocks.0.attn.relative_position_index"
+    assert key in STATE  # official files store it; the window size is read from it
+    message = _error(dict(STATE, **{key: STATE[key][:, :-1].clone()}))
+    assert key in message and "no window size" in message and "the given state dict" in message
 
 
 def test_a_network_that_gives_nan_in_fp32_is_reported_not_written_black():

@@ -54,11 +54,11 @@ def test_every_runtime_dependency_is_imported_by_the_core():
     assert set(IMPORTED_AS.values()) <= _modules_imported_by_the_core()
 
 
-def test_the_swin2sr_console_script_is_the_cli_main():
-    from swin2sr.cli import main
+def test_the_swin2sr_console_script_is_the_cli_run():
+    from swin2sr.cli import run  # main, then the process ends without the native libraries' teardown
 
     module, _, function = _pyproject()["project"]["scripts"]["swin2sr"].partition(":")
-    assert (module, function) == (main.__module__, main.__name__)
+    assert (module, function) == (run.__module__, run.__name__)
 
 
 def test_only_the_core_package_is_packaged_not_the_host_entry_points():

@@ -67,8 +67,28 @@ def test_peak_rss_on_macos_takes_ru_maxrss_as_bytes(monkeypatch):
     monkeypatch.setitem(sys.modules, "resource", fake_resource)
     monkeypatch.setattr(sys, "platform", "darwin")
     assert system.peak_rss() == 3_000_000_000
-    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(sys, "platform", "freebsd14")
     assert system.peak_rss() == 3_000_000_000 * 1024
+
+
+# A process holding BALLAST bytes execs a Python that reports its own peak and getrusage's, which Linux carries over.
+BALLAST = 2_000_000_000
+EXEC_FROM_A_BIG_PROCESS = f"""
+import os, sys
+ballast = b"x" * {BALLAST}
+report = "import resource; from swin2sr import system; print(system.peak_rss(), resource.getrusage(0).ru_maxrss * 1024)"
+os.execv(sys.executable, [sys.executable, "-c", report])
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss carried across exec is Linux's")
+def test_peak_rss_is_the_processs_own_even_when_started_from_a_bigger_one():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", EXEC_FROM_A_BIG_PROCESS], capture_output=True, text=True, env=env,
+                            timeout=300)  # fmt: skip
+    own, carried = map(int, result.stdout.split())
+    assert carried >= BALLAST  # the trap is there: getrusage reports the ballast of the process before exec
+    assert 0 < own < BALLAST / 2  # torch and the package only, well under 1 GB
 
 
 @pytest.fixture
@@ -115,3 +135,17 @@ def test_the_cli_says_so_in_one_line_for_device_mps(tmp_path, capsys):
     error = capsys.readouterr().err.strip()
     assert error.startswith("swin2sr upscale: error: --device: device 'mps' is not available") and "\n" not in error
     assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_the_cli_process_gets_glibcs_fixed_mmap_threshold_and_other_systems_are_left_alone(monkeypatch):
+    import ctypes
+
+    if not hasattr(ctypes.CDLL(None), "gnu_get_libc_version"):
+        pytest.skip("not glibc")
+    script = "from swin2sr import system; print(system.release_freed_memory_promptly())"  # not in this process
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert result.stdout.strip() == "True", result.stderr[-2000:]
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert system.release_freed_memory_promptly() is False

@@ -31,14 +31,20 @@ def test_bchw_tensor_in_bchw_out():
 
 
 @pytest.mark.parametrize(
-    "shape,layout", [((1, 3, 64, 64), "BCHW"), ((1, 64, 64, 3), "BHWC"), ((2, 5, 4, 3), "BHWC"), ((2, 4, 5, 3), "BCHW"), ((1, 3, 4, 4), "BCHW")]
+    "shape,layout", [((1, 3, 64, 64), "BCHW"), ((1, 64, 64, 3), "BHWC"), ((2, 5, 4, 3), "BHWC"), ((2, 3, 5, 5), "BCHW")]
 )
 def test_layout_rule(shape, layout):
     assert guess_layout(torch.zeros(shape)) == layout
 
 
+@pytest.mark.parametrize("shape", [(2, 4, 5, 3), (1, 3, 4, 4)])
+def test_a_shape_both_layouts_fit_is_refused_by_the_rule(shape):
+    with pytest.raises(ValueError, match="ambiguous"):
+        guess_layout(torch.zeros(shape))
+
+
 def test_explicit_layout_wins():
-    x = torch.rand(1, 3, 4, 3)  # ambiguous: the rule says BCHW
+    x = torch.rand(1, 3, 4, 3)  # ambiguous: refused unless layout= says which
     assert swin2sr.upscale(NearestX4(), x, layout="BHWC").shape == (1, 12, 16, 3)
 
 

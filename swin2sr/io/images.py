@@ -4,8 +4,9 @@
 tensor on the CPU and an `ImageKind` that remembers how to give the result
 back (`ImageKind.new_output` preallocates it, `ImageKind.finish` converts it).
 Tensor layout rule: a 4-D tensor is ComfyUI's [B, H, W, C] when its last
-dimension is 1..4 and its second is not; otherwise [B, C, H, W].  Pass
-layout="BCHW" or "BHWC" to say it explicitly.
+dimension is 1..4 and its second is not; [B, C, H, W] when its last is not;
+when both are 1..4 (an image 1-4 pixels high or wide) it is refused unless
+layout="BCHW" or "BHWC" says which (which may always be passed).
 """
 
 from __future__ import annotations
@@ -197,9 +198,18 @@ def _read_torch(tensor: torch.Tensor, layout: str | None) -> tuple[torch.Tensor,
 
 
 def guess_layout(tensor: torch.Tensor) -> str:
-    """BHWC when the last dimension is 1..4 and the second is not, else BCHW (documented rule)."""
+    """BHWC when only the last dimension is 1..4, BCHW otherwise (documented rule); refused when both could be.
+
+    A [B, H, W, C] image 1-4 pixels high has the shape of a [B, C, H, W] one 1-4 pixels wide: guessing
+    either way gives some caller an image of the wrong shape, so the caller is asked to say which.
+    """
     last, second = tensor.shape[-1], tensor.shape[1]
-    return "BHWC" if 1 <= last <= 4 and not 1 <= second <= 4 else "BCHW"
+    if 1 <= last <= 4 and 1 <= second <= 4:
+        raise ValueError(
+            f"tensor shape {tuple(tensor.shape)} is ambiguous: dimension 1 ({second}) and the last ({last}) could "
+            "both be the channels; pass layout='BHWC' ([B, H, W, C], ComfyUI's IMAGE) or layout='BCHW'"
+        )
+    return "BHWC" if 1 <= last <= 4 else "BCHW"
 
 
 def split_alpha(bchw: torch.Tensor, kind: ImageKind) -> tuple[torch.Tensor, torch.Tensor | None]:
