@@ -15,8 +15,9 @@ import sys
 import psutil
 import torch
 
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
-MMAP_THRESHOLD_BYTES = 64 << 10  # blocks above this are mapped on their own and unmapped when freed
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers (malloc.h)
+MMAP_THRESHOLD_BYTES = 16 << 20  # blocks above this are mapped on their own and unmapped when freed
+TRIM_THRESHOLD_BYTES = 16 << 20  # free memory above this at the heap's top goes back to the system
 
 
 def available_ram() -> int:
@@ -62,15 +63,15 @@ def _linux_high_water_mark() -> int | None:
 
 
 def release_freed_memory_promptly() -> bool:
-    """Have glibc give large freed blocks back to the system at once (a process-wide setting, so only the CLI's
-    entry, which owns its process, calls it; a host keeps its allocator as it is).  False where there is no glibc.
+    """Have glibc give large freed blocks back to the system (a process-wide setting, so only the CLI's entry,
+    which owns its process, calls it; a host keeps its allocator as it is).  False where there is no glibc.
 
     glibc serves blocks above its mmap threshold from their own mappings, unmapped on free, but raises that
-    threshold (up to 32 MiB) whenever such a block is freed; from then on tiles, bands and tensors the size of
-    a layer's output come from the heap, whose freed space it keeps.  A fixed threshold (mallopt
-    M_MMAP_THRESHOLD, which also ends the raising) of 64 KiB: a 4000x3000 builtin-x4 file (--tile 128) peaks at
-    0.79 GB RSS instead of 1.01 GB on a 2-core AMD EPYC (benchmarks/README.md); 4 MiB kept about 0.92 GB.
-    The price is page faults: the tiles' tensors come in fresh pages every time, 10-30% more CPU time.
+    threshold (up to 32 MiB) whenever such a block is freed; from then on tiles, bands and a layer's outputs come
+    from the heap, whose freed space it keeps.  Fixed thresholds (mallopt, which also ends the raising) trade
+    memory for page faults.  Measured on a 2-core AMD EPYC, 400x300 -> 1600x1200 with builtin-x4 (--tile 128):
+    dynamic 0.80-0.90 GB peak; 16 MiB for both 0.73 GB at +10-20% wall time; 64 KiB 0.72 GB at +50-60% (every
+    tensor in fresh pages).  16 MiB keeps the 4000x3000 -> 16000x12000 files under 1 GB (benchmarks/README.md).
     """
     if not sys.platform.startswith("linux"):
         return False
@@ -81,7 +82,8 @@ def release_freed_memory_promptly() -> bool:
     except (OSError, AttributeError):  # not glibc (no mallopt exported)
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    return mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
+    settings = ((M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES), (M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+    return all(mallopt(parameter, value) == 1 for parameter, value in settings)
 
 
 def mps_free_memory() -> int:
