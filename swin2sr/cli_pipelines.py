@@ -132,6 +132,9 @@ def run_faces(args: argparse.Namespace) -> int:
 def run_two_stage(args: argparse.Namespace) -> int:
     import swin2sr
 
+    if args.max_input_size is not None:  # refused, not ignored: the user asked for a downscale that cannot happen
+        raise ValueError("two-stage always runs at full resolution (its output is exactly x4 the input); "
+                         "drop --max-input-size, or downscale the input first")
     check_output_path(args.output)
     options = cli.processing_options(args)
     options.pop("max_input_size")  # two-stage always runs at full resolution: its output is exactly x4

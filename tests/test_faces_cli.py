@@ -41,6 +41,15 @@ def test_two_stage_is_exactly_x4(tmp_path):
     assert code == 0 and Image.open(out).size == (192, 160)
 
 
+def test_two_stage_refuses_max_input_size_in_one_line_rather_than_ignoring_it(tmp_path, capsys):
+    out = tmp_path / "out.png"
+    code = main(["two-stage", _photo(tmp_path), "-o", str(out), "--stage1", _checkpoint(tmp_path, "tiny_x4"),
+                 "--stage2", _checkpoint(tmp_path, "tiny_x2"), "--max-input-size", "16"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err.count("\n") == 0 and "drop --max-input-size" in err
+    assert not out.exists()
+
+
 def test_a_bad_box_list_is_a_one_line_error(tmp_path, capsys):
     code = main(["faces", _photo(tmp_path), "-o", str(tmp_path / "o.png"), "--model", _checkpoint(tmp_path, "tiny_x2"),
                  "--boxes", "30,30,10,10"])
