@@ -27,7 +27,7 @@ Every choice can be overridden, for tests and measurements:
 ``compile`` (off by default, never required): the attention core runs through
 `torch.compile`, compiled once per input shape and dtype.  The first call at a new
 shape pays the compilation (tens of seconds on a CPU, needs a C++ compiler);
-see the README's Performance section for what it buys.
+see docs/performance.md for what it buys.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ the caller can produce the rows lazily (the tiler does: see
 written: everything goes to a temporary file in the destination folder that is
 renamed on success and deleted on any exception, Ctrl-C included.
 
-Encoders (measured in README "Streaming large outputs"):
+Encoders (measured in benchmarks/README.md, "bench_streaming.py"):
 - PNG: our own ~60 lines on the standard library's zlib, with the Paeth filter
   computed by numpy per band.  pypng streams too but writes every row unfiltered
   (files 2-2.5x larger than Pillow's), Pillow cannot encode incrementally, and
