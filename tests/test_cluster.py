@@ -100,8 +100,7 @@ def test_a_killed_worker_loses_no_unit_and_no_output_is_written_twice(local_ray,
 
     def kill_a_worker_in_the_middle_of_its_next_unit(output: cluster.UnitOutput) -> None:
         recorder(output)  # the driver hands a worker its next unit before it writes the output it returned
-        title = Path(f"/proc/{output.worker_pid}/cmdline").read_bytes()
-        if not killed and title.startswith(b"ray::UnitWorker.run"):  # Ray's title while the method runs
+        if not killed and _running_a_unit_soon(output.worker_pid):
             os.kill(output.worker_pid, signal.SIGKILL)
             killed.append((output.worker_pid, len(recorder.outputs)))
 
@@ -118,6 +117,18 @@ def test_a_killed_worker_loses_no_unit_and_no_output_is_written_twice(local_ray,
     before, after = ({o.worker_pid for o in outputs} for outputs in (recorder.outputs[:at], recorder.outputs[at:]))
     assert pid not in after  # the dead process computed nothing more ...
     assert after - before  # ... a fresh one (the restarted worker) took its unit over
+
+
+def _running_a_unit_soon(pid: int, seconds: float = 5.0) -> bool:
+    """Whether the worker `pid` starts running a unit within `seconds`: on a loaded machine the unit the driver just
+    handed it may not have reached the process yet when the previous output arrives (Ray titles the process
+    "ray::UnitWorker.run" while the method runs)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::UnitWorker.run"):
+            return True
+        time.sleep(0.001)
+    return False
 
 
 def test_a_second_run_with_skip_existing_does_nothing(local_ray, photos, tiny_model, tmp_path, monkeypatch):
