@@ -16,7 +16,7 @@ import psutil
 import torch
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers (malloc.h)
-MMAP_THRESHOLD_BYTES = 16 << 20  # blocks above this are mapped on their own and unmapped when freed
+MMAP_THRESHOLD_BYTES = 2 << 20  # blocks above this are mapped on their own and unmapped when freed
 TRIM_THRESHOLD_BYTES = 16 << 20  # free memory above this at the heap's top goes back to the system
 
 
@@ -69,9 +69,12 @@ def release_freed_memory_promptly() -> bool:
     glibc serves blocks above its mmap threshold from their own mappings, unmapped on free, but raises that
     threshold (up to 32 MiB) whenever such a block is freed; from then on tiles, bands and a layer's outputs come
     from the heap, whose freed space it keeps.  Fixed thresholds (mallopt, which also ends the raising) trade
-    memory for page faults.  Measured on a 2-core AMD EPYC, 400x300 -> 1600x1200 with builtin-x4 (--tile 128):
-    dynamic 0.80-0.90 GB peak; 16 MiB for both 0.73 GB at +10-20% wall time; 64 KiB 0.72 GB at +50-60% (every
-    tensor in fresh pages).  16 MiB keeps the 4000x3000 -> 16000x12000 files under 1 GB (benchmarks/README.md).
+    memory for page faults.  builtin-x4, --tile 128, 2-core AMD EPYC, idle, through a small launcher
+    (benchmarks/README.md, bench_streaming.py --cli), peak RSS and time for 4000x3000 / 16000x12000 outputs:
+    mmap 2 MiB + trim 16 MiB (chosen) 0.817 / 0.911 GB, 26 / 381 s; 16 MiB + 16 MiB 0.836 / 0.953 GB (+14.0%,
+    at the edge of the +15% target), 19 / 278 s; 64 KiB about 0.79 / 0.86 GB at about twice the 16 MiB time
+    (8000x6000: 116 s against 58 s), every tensor in fresh pages.  Left to glibc (dynamic), a 1600x1200 output
+    already peaks at 0.80-0.93 GB and a 4000x3000 one at 1.01 GB.
     """
     if not sys.platform.startswith("linux"):
         return False
