@@ -5,14 +5,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+SHARPEN_MAX = 0.5  # a classic 100% unsharp mask; the hosts' sliders and the service stop here
+
 
 def sharpen(image: torch.Tensor, strength: float) -> torch.Tensor:
     """Unsharp mask on a float [B, C, H, W] image: x + 2*strength*(x - gaussian_blur(x, sigma 1)), clamped.
 
     strength 0..0.5 (the node slider; 0 = off, 0.5 = a classic 100% unsharp mask).
     """
-    if not 0.0 <= strength <= 0.5:
-        raise ValueError(f"sharpen strength must be between 0 and 0.5, got {strength}")
+    if not 0.0 <= strength <= SHARPEN_MAX:
+        raise ValueError(f"sharpen strength must be between 0 and {SHARPEN_MAX}, got {strength}")
     if strength == 0:
         return image
     radius = 2

@@ -28,9 +28,10 @@ from starlette.exceptions import HTTPException
 
 from .forms import BodyLimit, BodyTooLarge, check_multipart, read_options, upload_field
 from .queue import Job, QueueFull, ShuttingDown, new_job_folder
+from .render import check_options
 from .service import ServeConfig, Service
 from .telemetry import Telemetry
-from .uploads import UploadError, inspect_upload, save_upload, too_large_message
+from .uploads import CHUNK, UploadError, inspect_upload, save_upload, too_large_message
 
 WAIT_POLL = 0.1  # seconds between looks at a job (and at the client's connection) for ?wait=true
 MEDIA_TYPES = {".png": "image/png", ".gif": "image/gif", ".webp": "image/webp"}
@@ -166,8 +167,6 @@ def _submit(service: Service, job: Job) -> None:
 
 
 def _check_options(options, found) -> None:
-    from .render import check_options
-
     try:
         check_options(options, (found.width, found.height), found.animated)
     except ValueError as exc:
@@ -175,7 +174,7 @@ def _check_options(options, found) -> None:
 
 
 async def _chunks(upload):
-    while chunk := await upload.read(1 << 20):
+    while chunk := await upload.read(CHUNK):
         yield chunk
 
 

@@ -17,6 +17,7 @@ import queue as queues
 import signal
 import tempfile
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from ..cluster import ClusterOptions, import_ray, ray_session, worker_shape
@@ -121,7 +122,7 @@ def build_application(config: ServeConfig, replicas: int, threads: int | None, r
 
     from .app import create_app
 
-    ingress_config = ServeConfig(**{**config.__dict__, "devices": tuple(f"replica-{i}" for i in range(replicas))})
+    ingress_config = replace(config, devices=tuple(f"replica-{i}" for i in range(replicas)))
 
     @serve.deployment(name="Ingress", num_replicas=1, max_ongoing_requests=4 * config.queue + 64,
                       ray_actor_options={"num_cpus": 0})
@@ -146,7 +147,8 @@ def run_on_ray(config: ServeConfig, args) -> int:
 
     cluster = ClusterOptions(address=args.ray or None, actors=args.ray_replicas, threads=args.ray_threads)
     with ray_session(ray, cluster.address):
-        replicas, threads, resources = worker_shape(ray.cluster_resources(), _default_replicas(cluster))
+        available = ray.cluster_resources()
+        replicas, threads, resources = worker_shape(available, _default_replicas(cluster, available))
         serve.start(http_options={"host": args.host, "port": args.port})
         serve.run(build_application(config, replicas, threads, resources), name=APP_NAME, route_prefix="/")
         log.info("swin2sr serve on Ray: http://%s:%d/ (%d upscaling replica%s, %s each)", args.host, args.port,
@@ -161,9 +163,8 @@ def run_on_ray(config: ServeConfig, args) -> int:
     return 0
 
 
-def _default_replicas(cluster: ClusterOptions) -> ClusterOptions:
+def _default_replicas(cluster: ClusterOptions, available: dict) -> ClusterOptions:
     """Without --ray-replicas on a CPU-only cluster: 2 replicas (the GPU default, one each, is worker_shape's)."""
-    ray = import_ray()
-    if cluster.actors is None and not ray.cluster_resources().get("GPU"):
+    if cluster.actors is None and not available.get("GPU"):
         return ClusterOptions(cluster.address, actors=2, threads=cluster.threads)
     return cluster

@@ -13,9 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..postprocess import SHARPEN_MAX
 from ..settings import MAX_OUTPUT_SIDE
-
-SHARPEN_MAX = 0.5
 
 
 @dataclass(frozen=True)

@@ -34,10 +34,6 @@ class ServeConfig:
     drain_seconds: float = 30.0  # on SIGTERM, the running job gets this long to finish
     data_dir: Path | None = None  # where job folders go (a fresh folder inside it; default: the system temp)
 
-    @property
-    def default_model(self) -> str:
-        return self.models[0]
-
 
 class ModelShelf:
     """Each served model loaded once per device, through the loader the CLI's `upscale --model` uses."""
