@@ -137,7 +137,7 @@ def run_two_stage(args: argparse.Namespace) -> int:
                          "drop --max-input-size, or downscale the input first")
     check_output_path(args.output)
     options = cli.processing_options(args)
-    options.pop("max_input_size")  # two-stage always runs at full resolution: its output is exactly x4
+    options.pop("max_input_size")  # None here (checked above); two_stage takes no such option
     image, info = read_image(args.input)
     stage1 = _load(args.stage1, options, args.quiet)
     stage2 = _load(args.stage2, options, args.quiet)

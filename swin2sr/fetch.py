@@ -33,6 +33,7 @@ from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
 from .catalog import BASE_URL_ENV, ReleaseModel
+from .settings import TRUE_WORDS
 
 log = logging.getLogger("swin2sr")
 
@@ -55,7 +56,7 @@ class FetchError(ValueError):
 def offline() -> str | None:
     """The variable that forbids network access ("SWIN2SR_OFFLINE"), or None when downloads are allowed."""
     for name in OFFLINE_ENVS:
-        if os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on"):
+        if os.environ.get(name, "").strip().lower() in TRUE_WORDS:
             return name
     return None
 

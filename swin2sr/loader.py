@@ -142,10 +142,7 @@ def resolve_source(source: str | os.PathLike) -> Path:
         return path
     if name.startswith("builtin-"):
         raise CheckpointError(f"unknown embedded model {name!r}; available: {', '.join(BUILTIN_MODELS)}")
-    path = Path(name).expanduser()
-    entry = catalog.find(name)
-    if entry is not None and not path.exists():  # a file of that name in the working folder wins
-        return release_file(entry)
+    path = Path(model_source(name)).expanduser()  # an official model's name: its verified, fetched file
     if path.is_dir():
         return _model_file_in_folder(path)
     if not path.is_file():

@@ -18,8 +18,8 @@ DEFAULT_MAX_INPUT_SIZE = 1024
 # Single-pass entry points also keep the output's longest side at or below this (the seed's cap).
 MAX_OUTPUT_SIDE = 4096
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
+TRUE_WORDS = ("1", "true", "yes", "on")  # how a yes/no setting may be written (case-insensitive)
+FALSE_WORDS = ("0", "false", "no", "off")
 
 
 def _env(name: str) -> str | None:
@@ -42,9 +42,9 @@ def env_bool(name: str, default: bool) -> bool:
     value = _env(name)
     if value is None:
         return default
-    if value.lower() in _TRUE:
+    if value.lower() in TRUE_WORDS:
         return True
-    if value.lower() in _FALSE:
+    if value.lower() in FALSE_WORDS:
         return False
     raise ValueError(f"environment variable {name}={value!r} is not a boolean (use true/false)")
 

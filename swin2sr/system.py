@@ -34,12 +34,12 @@ def peak_rss() -> int:
     Elsewhere (macOS, the BSDs) ru_maxrss, bytes on macOS, KiB on the BSDs; where none of these can be read,
     the current resident size (a lower bound).
     """
-    info = psutil.Process().memory_info()
-    if hasattr(info, "peak_wset"):
-        return int(info.peak_wset)
     own = _linux_high_water_mark()
     if own is not None:
         return own
+    info = psutil.Process().memory_info()
+    if hasattr(info, "peak_wset"):
+        return int(info.peak_wset)
     try:
         import resource
     except ImportError:

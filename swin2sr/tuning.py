@@ -37,6 +37,8 @@ import os
 from dataclasses import dataclass, fields, replace
 from typing import Iterator
 
+from .settings import TRUE_WORDS
+
 ATTENTION_KERNELS = ("matmul", "sdpa")
 CUDA_MAX_CHUNK_TOKENS = 1 << 18
 MIN_CHUNK_TOKENS = 8192
@@ -108,7 +110,7 @@ def _from_environment() -> dict[str, object]:
         if name == "attention":
             values[name] = raw.lower()
         elif name == "compile":
-            values[name] = raw.lower() in ("1", "true", "yes", "on")
+            values[name] = raw.lower() in TRUE_WORDS
         else:
             try:
                 values[name] = int(raw)

@@ -82,10 +82,10 @@ def _window_size(state: StateDict) -> int | None:
         key = "layers.0.residual_group.blocks.1.attn_mask"
     if key not in state:
         return None
-    tokens = state[key].shape[-1]
-    window = math.isqrt(tokens)
-    if state[key].ndim < 2 or window * window != tokens or state[key].shape[-2] != tokens:
-        raise CheckpointError(f"tensor {key!r} has shape {tuple(state[key].shape)}, which no window size gives; "
+    shape = tuple(state[key].shape)
+    window = math.isqrt(shape[-1]) if len(shape) >= 2 else 0
+    if len(shape) < 2 or window * window != shape[-1] or shape[-2] != shape[-1]:
+        raise CheckpointError(f"tensor {key!r} has shape {shape}, which no window size gives; "
                               "the file is damaged: use the complete original file")  # fmt: skip
     return window
 

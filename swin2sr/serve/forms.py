@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import math
 
+from ..settings import FALSE_WORDS, TRUE_WORDS
 from .render import RenderOptions
 from .uploads import UploadError, too_large_message
 
 MULTIPART = "multipart/form-data"
 MULTIPART_OVERHEAD = 64 << 10  # bytes of a multipart body besides the file: boundaries, headers, option fields
-_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
+_FALSE = (*FALSE_WORDS, "")  # an empty form field is "no"
 PATH_CHARACTERS = ("/", "\\", "\0", "..")
 
 
@@ -115,6 +116,6 @@ def _number(form, name: str, kind: type):
 
 def _flag(form, name: str) -> bool:
     text = _text(form, name).lower()
-    if text in _TRUE or text in _FALSE:
-        return text in _TRUE
+    if text in TRUE_WORDS or text in _FALSE:
+        return text in TRUE_WORDS
     raise UploadError(400, f"{name} must be true or false, not {text[:40]!r}")

@@ -19,13 +19,9 @@ from pathlib import Path
 
 import pytest
 
-real_hosts = pytest.importorskip("real_hosts")
-if not hasattr(real_hosts, "HostSetup"):  # the per-host launchers arrive with the four-host fixtures (issue 19)
-    pytest.skip("needs tests/hosts with launch_comfy / launch_a1111 (HostSetup)", allow_module_level=True)
-
-from model_server import hf_file_bytes, official_file_bytes, running_server  # noqa: E402
-from real_hosts import HostSetup, image_from_base64, photo, png_base64, png_bytes  # noqa: E402
-from swin2sr import catalog  # noqa: E402
+from model_server import hf_file_bytes, official_file_bytes, running_server
+from real_hosts import HostSetup, image_from_base64, photo, png_base64, png_bytes
+from swin2sr import catalog
 
 WORKFLOW = Path(__file__).resolve().parents[2] / "workflows" / "api" / "swin2sr_official_model.json"
 CLASSICAL_X4 = catalog.find("classical-x4")
