@@ -69,7 +69,7 @@ def list_checkpoints() -> list[str]:
     embedded models' own files, registered there for the built-in loader, only under their builtin-x4/x2 names),
     then the official models not downloaded yet, marked "(download)"."""
     names = list(BUILTIN_MODELS)
-    for folder in (FOLDER, "upscale_models"):
+    for folder in comfy_models.MODEL_FOLDERS:
         for name in folder_paths.get_filename_list(folder):
             if name.lower().endswith(CHECKPOINT_EXTENSIONS) and name not in names and name not in _BUILTIN_FILES:
                 names.append(name)
@@ -84,10 +84,9 @@ def resolve_checkpoint(name: str) -> str:
     official = comfy_models.official_entry(name)
     if official is not None:
         return comfy_models.official_file(official)
-    for folder in (FOLDER, "upscale_models"):
-        path = folder_paths.get_full_path(folder, name)
-        if path is not None:
-            return path
+    path = comfy_models.find_in_model_folders(name)
+    if path is not None:
+        return path
     raise FileNotFoundError(_not_found(name))
 
 

@@ -31,7 +31,7 @@ DOWNLOAD_FOLDER = "upscale_models"
 
 def download_labels() -> list[str]:
     """The label "<release file> (download)" of each catalogue model not in the model folders yet."""
-    return [entry.file + DOWNLOAD_MARK for entry in catalog.CATALOG if _present(entry) is None]
+    return [entry.file + DOWNLOAD_MARK for entry in catalog.CATALOG if find_in_model_folders(entry.file) is None]
 
 
 def official_entry(name: str) -> catalog.ReleaseModel | None:
@@ -41,15 +41,16 @@ def official_entry(name: str) -> catalog.ReleaseModel | None:
 
 def official_file(entry: catalog.ReleaseModel) -> str:
     """The entry's verified file: where it already is, else downloaded into upscale_models with a progress bar."""
-    present = _present(entry)
+    present = find_in_model_folders(entry.file)
     folder = Path(present).parent if present else Path(folder_paths.get_folder_paths(DOWNLOAD_FOLDER)[0])
     bar = comfy.utils.ProgressBar(int(entry.size_mb * 1e6))
     return os.fspath(loader.release_file(entry, folder, progress=functools.partial(_show_progress, bar)))
 
 
-def _present(entry: catalog.ReleaseModel) -> str | None:
+def find_in_model_folders(name: str) -> str | None:
+    """The path of a checkpoint file in models/swin2sr or models/upscale_models (in that order), or None."""
     for folder in MODEL_FOLDERS:
-        path = folder_paths.get_full_path(folder, entry.file)
+        path = folder_paths.get_full_path(folder, name)
         if path is not None:
             return path
     return None
