@@ -341,3 +341,40 @@ def mean_difference(a: Image.Image, b: Image.Image) -> float:
     """Mean absolute difference in 8-bit levels."""
     assert a.size == b.size
     return float(np.abs(pixels(a) - pixels(b)).mean())
+
+
+# --- ComfyUI prompt nodes (API format) shared by the ComfyUI host tests ---------------------------------------------
+
+X4, X2 = (128, 96), (64, 48)  # (width, height) of example.png (32x24, see conftest.comfy_setup) upscaled x4, x2
+
+
+def load_image(name: str) -> dict:
+    return {"class_type": "LoadImage", "inputs": {"image": name}}
+
+
+def our_loader(name: str = "builtin-x4") -> dict:
+    return {"class_type": "Swin2SR_ModelLoader", "inputs": {"model_name": name, "precision": "auto"}}
+
+
+def builtin_loader(name: str) -> dict:
+    return {"class_type": "UpscaleModelLoader", "inputs": {"model_name": name}}
+
+
+def builtin_upscale(model: str, image: str) -> dict:
+    return {"class_type": "ImageUpscaleWithModel", "inputs": {"upscale_model": [model, 0], "image": [image, 0]}}
+
+
+def upscale(model: str, image: str) -> dict:
+    return {"class_type": "Swin2SR_Upscale", "inputs": {
+        "upscale_model": [model, 0], "image": [image, 0], "target": "model scale", "factor": 2.0, "width": 0,
+        "height": 0, "sharpen": 0.0, "max_input_size": 1024}}
+
+
+def tiled(model: str, image: str, tile_size: int, overlap: int = 8, factor: float = 2.0) -> dict:
+    return {"class_type": "Swin2SR_TiledUpscale", "inputs": {
+        "upscale_model": [model, 0], "image": [image, 0], "tile_size": tile_size, "overlap": overlap,
+        "target": "factor", "factor": factor, "width": 0, "height": 0, "sharpen": 0.0}}
+
+
+def save(image: str, prefix: str) -> dict:
+    return {"class_type": "SaveImage", "inputs": {"images": [image, 0], "filename_prefix": prefix}}

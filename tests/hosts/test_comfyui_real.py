@@ -19,19 +19,27 @@ import pytest
 from real_hosts import (
     OOM_ABOVE_PIXELS,
     REALESRGAN,
+    X2,
+    X4,
     HostSetup,
+    builtin_loader,
+    builtin_upscale,
     error_message,
+    load_image,
     mean_difference,
+    our_loader,
     photo,
     png_bytes,
+    save,
     status_messages,
+    tiled,
+    upscale,
 )
 
 from swin2sr import catalog
 
 API_DIR = Path(__file__).resolve().parents[2] / "workflows" / "api"
 API_FILES = sorted(API_DIR.glob("*.json"))
-X4, X2 = (128, 96), (64, 48)  # (width, height) of example.png (32x24, see conftest.comfy_setup) upscaled x4, x2
 # (width, height) of each image every output node of a shipped workflow saves or previews, for a 32x24 input.
 EXPECTED_SIZES = {
     "swin2sr_upscale": {"4": X4},
@@ -42,38 +50,6 @@ EXPECTED_SIZES = {
 }
 NEEDS_SD_CHECKPOINT = "sd_txt2img_swin2sr_x4"
 NEEDS_RELEASE_SERVER = "swin2sr_official_model"  # downloads its model: run by test_models_real.py, from a local server
-
-
-def load_image(name: str) -> dict:
-    return {"class_type": "LoadImage", "inputs": {"image": name}}
-
-
-def our_loader(name: str = "builtin-x4") -> dict:
-    return {"class_type": "Swin2SR_ModelLoader", "inputs": {"model_name": name, "precision": "auto"}}
-
-
-def builtin_loader(name: str) -> dict:
-    return {"class_type": "UpscaleModelLoader", "inputs": {"model_name": name}}
-
-
-def builtin_upscale(model: str, image: str) -> dict:
-    return {"class_type": "ImageUpscaleWithModel", "inputs": {"upscale_model": [model, 0], "image": [image, 0]}}
-
-
-def upscale(model: str, image: str) -> dict:
-    return {"class_type": "Swin2SR_Upscale", "inputs": {
-        "upscale_model": [model, 0], "image": [image, 0], "target": "model scale", "factor": 2.0, "width": 0,
-        "height": 0, "sharpen": 0.0, "max_input_size": 1024}}
-
-
-def tiled(model: str, image: str, tile_size: int, overlap: int = 8, factor: float = 2.0) -> dict:
-    return {"class_type": "Swin2SR_TiledUpscale", "inputs": {
-        "upscale_model": [model, 0], "image": [image, 0], "tile_size": tile_size, "overlap": overlap,
-        "target": "factor", "factor": factor, "width": 0, "height": 0, "sharpen": 0.0}}
-
-
-def save(image: str, prefix: str) -> dict:
-    return {"class_type": "SaveImage", "inputs": {"images": [image, 0], "filename_prefix": prefix}}
 
 
 def assert_sizes(comfy, entry: dict, expected: dict[str, tuple[int, int]]) -> None:

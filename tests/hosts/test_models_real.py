@@ -20,13 +20,24 @@ from pathlib import Path
 import pytest
 
 from model_server import hf_file_bytes, official_file_bytes, running_server
-from real_hosts import HostSetup, image_from_base64, photo, png_base64, png_bytes
+from real_hosts import (
+    X2,
+    X4,
+    HostSetup,
+    builtin_upscale,
+    image_from_base64,
+    load_image,
+    our_loader,
+    photo,
+    png_base64,
+    png_bytes,
+    save,
+)
 from swin2sr import catalog
 
 WORKFLOW = Path(__file__).resolve().parents[2] / "workflows" / "api" / "swin2sr_official_model.json"
 CLASSICAL_X4 = catalog.find("classical-x4")
 LIGHTWEIGHT = catalog.find("lightweight-x2")
-X4, X2 = (128, 96), (64, 48)  # example.png (32x24) upscaled
 
 
 @pytest.fixture(scope="module")
@@ -62,16 +73,13 @@ def test_comfyui_lists_official_models_then_downloads_them_on_first_run(comfy_mo
     folder = comfy_models.server.home / "models" / "upscale_models"
     assert (folder / CLASSICAL_X4.file).read_bytes() == host_release.content_for(CLASSICAL_X4.file)
 
-    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
-              "2": {"class_type": "Swin2SR_ModelLoader",
-                    "inputs": {"model_name": f"{LIGHTWEIGHT.file} (download)", "precision": "auto"}},
-              "3": {"class_type": "ImageUpscaleWithModel", "inputs": {"upscale_model": ["2", 0], "image": ["1", 0]}},
-              "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "official/x2"}}}
+    prompt = {"1": load_image("example.png"), "2": our_loader(f"{LIGHTWEIGHT.file} (download)"),
+              "3": builtin_upscale("2", "1"), "4": save("3", "official/x2")}
     assert [image.size for image in comfy_models.images(comfy_models.run(prompt), "4")] == [X2]
     options = comfy_models.combo_options("Swin2SR_ModelLoader", "model_name")
     assert {CLASSICAL_X4.file, LIGHTWEIGHT.file} <= set(options)
     assert f"{LIGHTWEIGHT.file} (download)" not in options
-    comfy_models.run({**prompt, "4": {**prompt["4"], "inputs": {**prompt["4"]["inputs"], "filename_prefix": "b"}}})
+    comfy_models.run({**prompt, "4": save("3", "b")})
     assert len(host_release.requests_for(LIGHTWEIGHT.file)) == before + 1  # the saved label runs from the file
 
 
